@@ -1,0 +1,24 @@
+"""The (name, dim) a built-in spec will produce, known without loading a model.
+
+The index refuses to mix embedders; checking that before the model loads keeps a
+no-change re-index free of onnxruntime.
+"""
+
+from __future__ import annotations
+
+MINILM_NAME = "minilm-l6-v2-int8"
+MINILM_DIM = 384
+HASH_DEFAULT_DIM = 256
+
+
+def builtin_identity(spec: str) -> tuple[str, int] | None:
+    head, _, rest = spec.strip().partition(":")
+    head = head.lower()
+    if head == "minilm" and not rest:
+        return MINILM_NAME, MINILM_DIM
+    if head == "hash":
+        if not rest:
+            return f"hash-{HASH_DEFAULT_DIM}", HASH_DEFAULT_DIM
+        if rest.isdigit() and int(rest) >= 8:
+            return f"hash-{int(rest)}", int(rest)
+    return None

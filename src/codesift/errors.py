@@ -1,0 +1,110 @@
+"""The codesift exception family.
+
+Every error raised on purpose is a :class:`CodesiftError`. Each carries the stage it
+happened in, the path or batch it concerns, and the underlying cause, so the CLI can
+render it as the single line the user reads (:meth:`CodesiftError.one_line`).
+Cancellation stays a ``BaseException`` and is never caught as one of these.
+"""
+
+from __future__ import annotations
+
+
+class CodesiftError(Exception):
+    """Root of every error codesift raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        stage: str | None = None,
+        path: str | None = None,
+        batch: str | None = None,
+        cause: BaseException | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.stage = stage
+        self.path = path
+        self.batch = batch
+        if cause is not None:
+            self.__cause__ = cause
+
+    @property
+    def cause(self) -> BaseException | None:
+        return self.__cause__
+
+    def root_cause(self) -> BaseException | None:
+        cause = self.__cause__
+        while cause is not None and cause.__cause__ is not None:
+            cause = cause.__cause__
+        return cause
+
+    def one_line(self) -> str:
+        parts = []
+        if self.stage:
+            parts.append(f"{self.stage} stage failed")
+        if self.batch:
+            parts.append(f"on {self.batch}")
+        elif self.path:
+            parts.append(f"on {self.path}")
+        head = " ".join(parts)
+        text = f"{head}: {self.message}" if head else self.message
+        root = self.root_cause()
+        if root is not None and str(root) not in text:
+            text += f" (cause: {type(root).__name__}: {root})"
+        return " ".join(text.split())
+
+    def as_dict(self) -> dict:
+        return {"stage": self.stage, "message": self.one_line(), "path": self.path or self.batch}
+
+
+class ConfigError(CodesiftError):
+    """The user asked for something that cannot work (bad option, bad embedder spec)."""
+
+    exit_code = 2
+
+
+class IndexLockedError(CodesiftError):
+    """Another process holds the index's writer lock."""
+
+
+class NoIndexError(CodesiftError):
+    """There is no index at the expected place."""
+
+
+class EmbedderMismatchError(CodesiftError):
+    """The index was built with another embedder; only ``--full`` may replace it."""
+
+
+class StageError(CodesiftError):
+    """A pipeline stage failed for good (retries exhausted, circuit open, deadline)."""
+
+
+class StageTimeoutError(StageError):
+    """A bounded wait inside a stage ran past its deadline."""
+
+
+class StallError(StageError):
+    """A stage had pending work and made no progress for the stall timeout."""
+
+
+class MemoryLimitError(StageError):
+    """RSS stayed above the memory limit for longer than the memory wait timeout."""
+
+
+class StoreError(CodesiftError):
+    """Reading or writing the index store failed."""
+
+
+class InterruptedRun(CodesiftError):
+    """The run was stopped by a signal; what was complete has been committed."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        name = signal.Signals(signum).name
+        super().__init__(f"interrupted by {name}", stage="supervisor")
+        self.signum = signum
+        self.exit_code = 128 + signum

@@ -1,0 +1,234 @@
+"""The ``codesift`` command line.
+
+Imports are deferred to the command that needs them: ``--help`` and a no-change
+``index`` never import LanceDB or the model runtime. Every :class:`CodesiftError` is
+rendered here, once, as the single line the user reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .. import config as C
+from ..errors import CodesiftError, ConfigError
+
+log = logging.getLogger("codesift")
+
+
+def _add_index_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--index-dir", metavar="DIR",
+                   help=f"where the index lives (default: ROOT/{C.DEFAULT_INDEX_DIRNAME}, or ${C.INDEX_DIR_ENV})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="codesift", description="Local-first semantic code search: index a codebase, search it by meaning.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("init", help="create an empty index for a tree")
+    p.add_argument("root", nargs="?", default=".")
+    _add_index_dir(p)
+    p.add_argument("--embedder", default="minilm")
+
+    p = sub.add_parser("index", help="index a tree (incremental by default)")
+    p.add_argument("root", nargs="?", default=".")
+    _add_index_dir(p)
+    p.add_argument("--embedder", default=None,
+                   help="minilm (default), hash, or python:MODULE:ATTR (a factory returning an Embedder)")
+    p.add_argument("--full", action="store_true", help="rebuild everything")
+    p.add_argument("--strict", action="store_true", help="exit 3 if any file could not be read, decoded or parsed")
+    p.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+    p.add_argument("--wait", nargs="?", type=float, const=C.DEFAULT_LOCK_WAIT_S, default=None, metavar="SECONDS",
+                   help=f"wait for another writer to finish (default {C.DEFAULT_LOCK_WAIT_S:g}s) instead of failing")
+    p.add_argument("--max-file-size", default=str(C.DEFAULT_MAX_FILE_SIZE), metavar="SIZE")
+    p.add_argument("--batch-size", type=int, default=C.DEFAULT_BATCH_SIZE)
+    p.add_argument("--retries", type=int, default=C.DEFAULT_RETRIES)
+    p.add_argument("--embed-timeout", type=float, default=C.DEFAULT_EMBED_TIMEOUT_S, metavar="SECONDS")
+    p.add_argument("--write-timeout", type=float, default=C.DEFAULT_WRITE_TIMEOUT_S, metavar="SECONDS")
+    p.add_argument("--queue-timeout", type=float, default=C.DEFAULT_QUEUE_TIMEOUT_S, metavar="SECONDS")
+    p.add_argument("--parse-timeout", type=float, default=C.DEFAULT_PARSE_TIMEOUT_S, metavar="SECONDS")
+    p.add_argument("--memory-limit", default=None, metavar="SIZE",
+                   help="RSS limit, e.g. 512MB or 2GiB (default: 75%% of the cgroup or machine memory)")
+    p.add_argument("--memory-wait-timeout", type=float, default=C.DEFAULT_MEMORY_WAIT_TIMEOUT_S, metavar="SECONDS")
+    p.add_argument("--stall-timeout", type=float, default=C.DEFAULT_STALL_TIMEOUT_S, metavar="SECONDS")
+    p.add_argument("--shutdown-timeout", type=float, default=C.DEFAULT_SHUTDOWN_TIMEOUT_S, metavar="SECONDS")
+    p.add_argument("--threads", type=int, default=0, help="embedder threads (default: the CPUs available)")
+    p.add_argument("--backoff", type=float, default=0.5, metavar="SECONDS", help="first retry backoff")
+
+    p = sub.add_parser("search", help="search the index")
+    p.add_argument("query")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--root", default=".")
+    _add_index_dir(p)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("status", help="what is indexed, skipped, and running")
+    p.add_argument("root", nargs="?", default=".")
+    _add_index_dir(p)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("verify", help="check the index against the tree and the manifest")
+    p.add_argument("root", nargs="?", default=".")
+    _add_index_dir(p)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("doctor", help="check the environment")
+    p.add_argument("root", nargs="?", default=".")
+    _add_index_dir(p)
+    return parser
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("codesift: %(levelname)s: %(message)s"))
+    root = logging.getLogger("codesift")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def _root_and_index(args) -> tuple[Path, Path]:
+    root = Path(args.root).expanduser().resolve()
+    if not root.is_dir():
+        raise ConfigError(f"not a directory: {args.root}")
+    return root, C.resolve_index_dir(root, args.index_dir)
+
+
+def cmd_index(args) -> int:
+    from ..pipeline.supervisor import run_index
+
+    root, index_dir = _root_and_index(args)
+    embedder = args.embedder or _initial_embedder(index_dir)
+    cfg = C.IndexConfig(
+        root=root, index_dir=index_dir, embedder=embedder, full=args.full, strict=args.strict,
+        max_file_size=C.parse_size(args.max_file_size), batch_size=args.batch_size, retries=args.retries,
+        embed_timeout_s=args.embed_timeout, write_timeout_s=args.write_timeout,
+        queue_timeout_s=args.queue_timeout, parse_timeout_s=args.parse_timeout,
+        memory_limit=C.parse_size(args.memory_limit) if args.memory_limit else C.default_memory_limit(),
+        memory_wait_timeout_s=args.memory_wait_timeout, stall_timeout_s=args.stall_timeout,
+        shutdown_timeout_s=args.shutdown_timeout, lock_wait_s=args.wait, threads=args.threads,
+        backoff_base_s=args.backoff,
+    )
+    from .progress import make_progress
+
+    progress = make_progress(enabled=not args.json and sys.stderr.isatty())
+    try:
+        result = run_index(cfg, on_tick=progress.tick if progress else None)
+    finally:
+        if progress:
+            progress.close()
+    summary = result.summary()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        from .render import render_index_summary
+
+        render_index_summary(summary, sys.stderr)
+    if result.error is not None:
+        print(f"codesift: error: {result.error.one_line()}", file=sys.stderr)
+    elif result.exit_code == 3:
+        print(f"codesift: error: --strict: {len(result.strict_problems)} file problem(s), "
+              f"first: {result.strict_problems[0]['path']}", file=sys.stderr)
+    return result.exit_code
+
+
+def _initial_embedder(index_dir: Path) -> str:
+    """The embedder ``init`` chose for this index, else the default."""
+    try:
+        return json.loads((index_dir / "config.json").read_text()).get("embedder", "minilm")
+    except (OSError, ValueError):
+        return "minilm"
+
+
+def cmd_init(args) -> int:
+    from ..store.layout import IndexLayout
+
+    root, index_dir = _root_and_index(args)
+    layout = IndexLayout(index_dir)
+    layout.ensure()
+    (index_dir / "config.json").write_text(json.dumps({"embedder": args.embedder}, indent=1) + "\n")
+    print(f"initialised an index for {root} at {index_dir} (embedder {args.embedder}); run: codesift index")
+    return 0
+
+
+def cmd_search(args) -> int:
+    from ..search.engine import open_searcher
+
+    root, index_dir = _root_and_index(args)
+    searcher = open_searcher(root, index_dir)
+    hits = searcher.search(args.query, k=args.k)
+    if args.json:
+        print(json.dumps([h.as_dict() for h in hits], indent=2))
+    else:
+        from .render import render_hits
+
+        render_hits(hits, sys.stdout)
+    return 0
+
+
+def cmd_status(args) -> int:
+    from ..inspection.status import collect_status, render_status
+
+    root, index_dir = _root_and_index(args)
+    report = collect_status(root, index_dir)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        render_status(report, sys.stdout)
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from ..inspection.verify import render_verify, verify_index
+
+    root, index_dir = _root_and_index(args)
+    report = verify_index(root, index_dir)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        render_verify(report, sys.stdout)
+    return 0 if report["consistent"] else 1
+
+
+def cmd_doctor(args) -> int:
+    from ..inspection.doctor import run_doctor
+
+    root, index_dir = _root_and_index(args)
+    ok = True
+    for check in run_doctor(root, index_dir):
+        mark = "ok  " if check["ok"] else "FAIL"
+        ok = ok and check["ok"]
+        print(f"{mark} {check['name']}: {check['detail']}")
+    return 0 if ok else 1
+
+
+COMMANDS = {"init": cmd_init, "index": cmd_index, "search": cmd_search, "status": cmd_status,
+            "verify": cmd_verify, "doctor": cmd_doctor}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return COMMANDS[args.command](args)
+    except CodesiftError as exc:
+        print(f"codesift: error: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("codesift: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,759 @@
+"""The local engine: the stage functions driven under structured concurrency.
+
+Stages (one task each) are joined by bounded queues::
+
+    discover ──read_q──▶ read+chunk ──embed_q──▶ embed ──write_q──▶ write
+
+plus a monitor task (live status, RSS, stall watchdog). They run in one
+``asyncio.TaskGroup``: when any stage fails, every other stage is cancelled, the
+files that were completely embedded are committed, and the error propagates. Every
+wait has a deadline: queue puts and gets, each blocking call (run on a daemon thread,
+see :mod:`.threads`), memory backpressure, and the stall watchdog over all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..config import IndexConfig
+from ..errors import (
+    CodesiftError,
+    EmbedderMismatchError,
+    InterruptedRun,
+    StageError,
+    StageTimeoutError,
+    StallError,
+    StoreError,
+)
+from ..models import FileEntry, FileWork, SkippedFile
+from ..store.layout import IndexLayout
+from ..store.lock import WriterLock
+from ..store.manifest import STATUS_ERROR, STATUS_INDEXED, STATUS_SKIPPED, FileRecord, Manifest
+from . import stages
+from .memory import MemoryGuard
+from .retry import Backoff, CircuitBreaker, call_with_retries
+from .telemetry import RunStats, dump_stacks, write_json_atomic
+from .threads import run_in_thread
+
+log = logging.getLogger("codesift.pipeline")
+
+_END = object()  # end-of-stream marker in every queue
+READ_Q_SIZE = 256
+EMBED_Q_SIZE = 32
+WRITE_Q_SIZE = 64
+DISCOVER_BATCH = 512
+READ_TIMEOUT_S = 60.0
+MODEL_LOAD_TIMEOUT_S = 300.0
+MONITOR_INTERVAL_S = 1.0
+
+
+@dataclass
+class WriteItem:
+    """One file's outcome, ready to commit: new rows, a no-row record, or a removal."""
+
+    path: str
+    record: FileRecord | None  # None: the file is gone, remove it
+    work: FileWork | None = None  # chunks and vectors to write
+    delete_old: bool = False  # the file had rows that must go first
+    old_chunks: int = 0
+
+    @property
+    def chunk_count(self) -> int:
+        return len(self.work.chunks) if self.work else 0
+
+
+@dataclass
+class RunResult:
+    status: str  # ok | failed | interrupted
+    stats: RunStats
+    duration_s: float
+    error: CodesiftError | None = None
+    exit_code: int = 0
+    strict_problems: list[dict] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        s = self.stats
+        return {
+            "status": self.status,
+            "files": {
+                "seen": s.files_seen,
+                "indexed": s.files_indexed,
+                "unchanged": s.files_unchanged,
+                "deleted": s.files_deleted,
+                "skipped": s.skipped,
+                "notes": s.notes,
+            },
+            "chunks": {"written": s.chunks_written, "deleted": s.chunks_deleted, "total": s.chunks_total},
+            "retries": s.retries,
+            "stages": {name: {"busy_s": round(st.busy_s, 3), "wait_s": round(st.wait_s, 3)}
+                       for name, st in s.stages.items()},
+            "peak_rss_bytes": s.peak_rss,
+            "duration_s": round(self.duration_s, 3),
+            "error": self.error.as_dict() if self.error else None,
+        }
+
+
+def embedder_identity(spec: str) -> tuple[str, int] | None:
+    """(name, dim) of a built-in embedder without loading it; None when unknown."""
+    from ..embedding.identity import builtin_identity
+
+    return builtin_identity(spec)
+
+
+class IndexRun:
+    """One ``codesift index`` run over a tree. Use :func:`run_index` to drive it."""
+
+    def __init__(self, cfg: IndexConfig, *, on_tick: Callable[[dict], None] | None = None) -> None:
+        self.cfg = cfg
+        self.layout = IndexLayout(cfg.index_dir)
+        self.stats = RunStats()
+        self.memory = MemoryGuard(cfg.memory_limit, cfg.memory_wait_timeout_s)
+        self.on_tick = on_tick
+        self.stopping = False
+        self._stop_signal: int | None = None
+        self._deadline_cancelled = False
+        self._embedder = None
+        self._embedder_lock = asyncio.Lock()
+        self._count_tokens = None
+        self._store = None
+        self._manifest: Manifest | None = None
+        self._files: dict[str, FileRecord] = {}
+        self._write_buffer: list[WriteItem] = []
+        self._inflight_write: asyncio.Future | None = None
+        self._writer_failed = False
+        self._write_q: asyncio.Queue | None = None
+        self._batch_no = 0
+        self._queues: dict[str, asyncio.Queue] = {}
+
+    # ------------------------------------------------------------------ helpers
+    async def _put(self, q: asyncio.Queue, item: object, stage: str, qname: str) -> None:
+        st = self.stats.stage(stage)
+        st.waiting()
+        try:
+            await asyncio.wait_for(q.put(item), self.cfg.queue_timeout_s)
+        except TimeoutError as exc:
+            raise StageTimeoutError(f"queue {qname} stayed full for {self.cfg.queue_timeout_s:g}s",
+                                    stage=stage) from exc
+        finally:
+            st.busy()
+
+    async def _get(self, q: asyncio.Queue, stage: str, qname: str) -> object:
+        st = self.stats.stage(stage)
+        st.waiting()
+        try:
+            return await asyncio.wait_for(q.get(), self.cfg.queue_timeout_s)
+        except TimeoutError as exc:
+            raise StageTimeoutError(f"queue {qname} stayed empty for {self.cfg.queue_timeout_s:g}s",
+                                    stage=stage) from exc
+        finally:
+            st.busy()
+
+    async def _get_embedder(self):
+        async with self._embedder_lock:
+            if self._embedder is None:
+                from ..embedding import count_tokens_for, load_embedder
+
+                emb = await run_in_thread(lambda: load_embedder(self.cfg.embedder, threads=self.cfg.threads),
+                                          timeout_s=MODEL_LOAD_TIMEOUT_S, stage="embed",
+                                          what=f"loading embedder {self.cfg.embedder!r}")
+                self._check_identity(emb.name, emb.dim)
+                self._count_tokens = count_tokens_for(emb)
+                self._embedder = emb
+            return self._embedder
+
+    def _check_identity(self, name: str, dim: int) -> None:
+        meta = self._manifest.meta()
+        have = meta.get("embedder")
+        if have and (have != name or int(meta.get("dim", dim)) != dim):
+            raise EmbedderMismatchError(
+                f"this index was built with embedder {have} (dim {meta.get('dim')}); this run uses "
+                f"{name} (dim {dim}). Pass --full to rebuild the index with {name}",
+                stage="embed",
+            )
+
+    async def _get_store(self):
+        if self._store is None:
+            from ..store.chunks import ChunkStore
+
+            self._store = await run_in_thread(ChunkStore, self.layout.lancedb, timeout_s=self.cfg.write_timeout_s,
+                                              stage="write", what="opening the chunk table")
+        return self._store
+
+    # ------------------------------------------------------------------ set-up
+    async def _reconcile(self) -> None:
+        """Delete rows the manifest does not vouch for; forget their files."""
+        m = self._manifest
+        pending = m.pending_paths()
+        if self.cfg.full:
+            pending = sorted(set(pending) | set(m.reset()))
+            store = await self._get_store()
+            await run_in_thread(store.drop, timeout_s=self.cfg.write_timeout_s, stage="write",
+                                what="dropping the chunk table for --full")
+            m.clear_journal()
+            return
+        if pending:
+            log.info("reconciling %d file(s) left in flight by an interrupted run", len(pending))
+            store = await self._get_store()
+            await run_in_thread(store.delete_paths, pending, timeout_s=self.cfg.write_timeout_s,
+                                stage="write", what="removing rows of interrupted writes")
+            m.forget(pending)
+
+    async def _check_orphans(self, store) -> None:
+        """A cheap count check; on mismatch, a scan removes rows nobody vouches for."""
+        expected = sum(r.chunk_count for r in self._files.values() if r.status == STATUS_INDEXED)
+        actual = await run_in_thread(store.count, timeout_s=self.cfg.write_timeout_s, stage="write",
+                                     what="counting rows")
+        if actual == expected:
+            return
+        table = await run_in_thread(store.scan, ["path", "file_hash"], timeout_s=self.cfg.write_timeout_s,
+                                    stage="write", what="scanning for orphan rows")
+        bad = set()
+        for path, digest in zip(table.column("path").to_pylist(), table.column("file_hash").to_pylist()):
+            rec = self._files.get(path)
+            if rec is None or rec.status != STATUS_INDEXED or rec.file_hash != digest:
+                bad.add(path)
+        counts: dict[str, int] = {}
+        for path in table.column("path").to_pylist():
+            counts[path] = counts.get(path, 0) + 1
+        for path, rec in self._files.items():
+            if rec.status == STATUS_INDEXED and counts.get(path, 0) != rec.chunk_count:
+                bad.add(path)
+        if bad:
+            log.warning("removing rows of %d file(s) that the manifest does not vouch for", len(bad))
+            await run_in_thread(store.delete_paths, sorted(bad), timeout_s=self.cfg.write_timeout_s,
+                                stage="write", what="removing orphan rows")
+            self._manifest.forget(sorted(bad))
+            for p in bad:
+                self._files.pop(p, None)
+
+    # ------------------------------------------------------------------ stages
+    async def _discover(self, read_q: asyncio.Queue, write_q: asyncio.Queue) -> None:
+        from ..discovery import discover
+
+        st = self.stats.stage("discover")
+        st.busy()
+        st.pending = 1
+        gen = discover(self.cfg.root, index_dir=self.cfg.index_dir, max_file_size=self.cfg.max_file_size,
+                       should_stop=lambda: self.stopping)
+        seen: set[str] = set()
+        complete = True
+        while True:
+            batch = await run_in_thread(_take, gen, DISCOVER_BATCH, timeout_s=self.cfg.queue_timeout_s,
+                                        stage="discover", what="walking the tree")
+            st.progress(len(batch))
+            if not batch:
+                break
+            if self.stopping:
+                complete = False
+                break
+            for item in batch:
+                seen.add(item.path)
+                self.stats.files_seen += 1
+                prev = self._files.get(item.path)
+                if isinstance(item, SkippedFile):
+                    await self._record_skip(item, prev, write_q)
+                    continue
+                if (not self.cfg.full and prev is not None and prev.size == item.size
+                        and prev.mtime_ns == item.mtime_ns and prev.status != STATUS_ERROR):
+                    self.stats.files_unchanged += 1
+                    if prev.status == STATUS_SKIPPED:
+                        self.stats.skipped.append({"path": prev.path, "reason": prev.reason})
+                    elif prev.reason:
+                        self.stats.notes.append({"path": prev.path, "note": prev.reason})
+                    continue
+                self.stats.files_to_index += 1
+                await self._put(read_q, item, "discover", "read")
+        if complete and not self.stopping:
+            for path in sorted(set(self._files) - seen):
+                prev = self._files[path]
+                await self._put(write_q, WriteItem(path, None, delete_old=prev.chunk_count > 0,
+                                                   old_chunks=prev.chunk_count), "discover", "write")
+        st.pending = 0
+        await self._put(read_q, _END, "discover", "read")
+        st.done()
+
+    async def _record_skip(self, item: SkippedFile, prev: FileRecord | None, write_q: asyncio.Queue) -> None:
+        self.stats.skipped.append({"path": item.path, "reason": item.reason})
+        if prev and prev.status == STATUS_SKIPPED and prev.reason == item.reason and prev.size == item.size \
+                and prev.mtime_ns == item.mtime_ns:
+            return
+        rec = FileRecord(item.path, item.size, item.mtime_ns, "", 0, STATUS_SKIPPED, item.reason, None, time.time())
+        await self._put(write_q, WriteItem(item.path, rec, delete_old=bool(prev and prev.chunk_count),
+                                           old_chunks=prev.chunk_count if prev else 0), "discover", "write")
+
+    async def _read_and_chunk(self, read_q: asyncio.Queue, embed_q: asyncio.Queue, write_q: asyncio.Queue) -> None:
+        st = self.stats.stage("read")
+        cfg = self.cfg
+        while True:
+            entry = await self._get(read_q, "read", "read")
+            if entry is _END:
+                break
+            if self.stopping:
+                continue  # intake has stopped: drop what was not started
+            assert isinstance(entry, FileEntry)
+            st.pending = 1
+            await self.memory.admit("read")
+            prev = self._files.get(entry.path)
+            known = prev.file_hash if prev is not None and prev.status == STATUS_INDEXED and not cfg.full else None
+            outcome = await run_in_thread(_read, entry, known, cfg.max_file_size, timeout_s=READ_TIMEOUT_S,
+                                          stage="read", what="reading the file", path=entry.path)
+            old = prev.chunk_count if prev else 0
+            if outcome.kind == "unchanged":
+                self.stats.files_unchanged += 1
+                rec = dataclasses.replace(prev, size=outcome.size, mtime_ns=outcome.mtime_ns)
+                await self._put(write_q, WriteItem(entry.path, rec), "read", "write")
+            elif outcome.kind in (STATUS_SKIPPED, STATUS_ERROR):
+                self._note_problem(entry.path, outcome.kind, outcome.reason)
+                await self._put(write_q, WriteItem(entry.path, stages.outcome_record(entry.path, outcome),
+                                                   delete_old=old > 0, old_chunks=old), "read", "write")
+            else:
+                work = await self._chunk(entry, outcome)
+                if work is None:
+                    await self._put(write_q, WriteItem(
+                        entry.path, stages.outcome_record(entry.path, stages.ReadOutcome(
+                            STATUS_ERROR, outcome.size, outcome.mtime_ns, outcome.file_hash,
+                            reason=self._last_chunk_error)), delete_old=old > 0, old_chunks=old), "read", "write")
+                else:
+                    work.vectors = [None] * len(work.chunks)
+                    item = WriteItem(entry.path, None, work=work, delete_old=old > 0, old_chunks=old)
+                    await self._put(embed_q, item, "read", "embed")
+            st.pending = 0
+            st.progress()
+        await self._put(embed_q, _END, "read", "embed")
+        st.done()
+
+    _last_chunk_error = ""
+
+    def _note_problem(self, path: str, kind: str, reason: str | None) -> None:
+        self.stats.skipped.append({"path": path, "reason": reason})
+        if kind == STATUS_ERROR:
+            self.stats.errors.append({"path": path, "reason": reason})
+
+    async def _chunk(self, entry: FileEntry, outcome: stages.ReadOutcome) -> FileWork | None:
+        embedder = await self._get_embedder()
+        budget = stages.chunk_budget(embedder)
+        try:
+            result = await run_in_thread(
+                _chunk_call, entry.path, outcome.text, self._count_tokens, budget, self.cfg.parse_timeout_s,
+                timeout_s=self.cfg.parse_timeout_s * 2 + 30, stage="chunk", what="chunking", path=entry.path)
+        except StageTimeoutError as exc:
+            reason = f"chunking did not finish within its deadline ({exc.message})"
+        except Exception as exc:  # a chunker bug is this file's problem: recorded, shown, --strict fails
+            reason = f"chunking failed: {type(exc).__name__}: {exc}"
+        else:
+            if result.note:
+                self.stats.notes.append({"path": entry.path, "note": result.note})
+            return FileWork(entry=dataclasses.replace(entry, size=outcome.size, mtime_ns=outcome.mtime_ns),
+                            file_hash=outcome.file_hash, language=result.language, chunks=result.chunks,
+                            note=result.note)
+        log.warning("%s: %s", entry.path, reason)
+        self._note_problem(entry.path, STATUS_ERROR, reason)
+        self._last_chunk_error = reason
+        return None
+
+    async def _embed(self, embed_q: asyncio.Queue, write_q: asyncio.Queue) -> None:
+        st = self.stats.stage("embed")
+        backoff = Backoff(self.cfg.backoff_base_s, self.cfg.backoff_max_s)
+        breaker = CircuitBreaker(self.cfg.breaker_threshold)
+        batch: list[tuple[WriteItem, int]] = []
+
+        async def flush() -> None:
+            nonlocal batch
+            todo, batch = batch, []
+            while todo:
+                size = self.cfg.batch_size if not self.memory.under_pressure else max(1, self.cfg.batch_size // 4)
+                part, todo = todo[:size], todo[size:]
+                await self._embed_batch(part, backoff, breaker, write_q)
+
+        while True:
+            if batch and embed_q.empty():
+                await flush()
+            item = await self._get(embed_q, "embed", "embed")
+            if item is _END:
+                await flush()
+                break
+            assert isinstance(item, WriteItem) and item.work is not None
+            st.pending += 1
+            if not item.work.chunks:
+                await self._complete(item, write_q)
+                continue
+            for idx in range(len(item.work.chunks)):
+                batch.append((item, idx))
+                if len(batch) >= self.cfg.batch_size:
+                    await flush()
+        await self._put(write_q, _END, "embed", "write")
+        st.done()
+
+    async def _embed_batch(self, part, backoff, breaker, write_q) -> None:
+        st = self.stats.stage("embed")
+        embedder = await self._get_embedder()
+        await self.memory.admit("embed")
+        self._batch_no += 1
+        first = part[0][0].work.chunks[part[0][1]]
+        files = sorted({it.path for it, _ in part})
+        label = (f"batch {self._batch_no} ({len(part)} chunks from {first.path}:{first.start_line}"
+                 + (f" and {len(files) - 1} more file(s)" if len(files) > 1 else "") + ")")
+        texts = stages.embedding_texts([it.work.chunks[i] for it, i in part])
+        dim = embedder.dim
+
+        async def attempt():
+            vectors = await run_in_thread(embedder.embed, texts, timeout_s=self.cfg.embed_timeout_s,
+                                          stage="embed", what="the embed call", batch=label)
+            return _check_vectors(vectors, len(texts), dim)
+
+        def on_retry(n: int, exc: BaseException) -> None:
+            self.stats.retries += 1
+            log.warning("embed %s failed (attempt %d, retrying): %s: %s", label, n, type(exc).__name__, exc)
+
+        vectors = await call_with_retries(attempt, retries=self.cfg.retries, backoff=backoff, breaker=breaker,
+                                          stage="embed", batch=label, on_retry=on_retry)
+        self.stats.chunks_embedded += len(part)
+        st.progress(len(part))
+        for row, (item, idx) in zip(vectors, part):
+            item.work.vectors[idx] = row
+            item.work.embedded += 1
+            if item.work.embedded == len(item.work.chunks):
+                await self._complete(item, write_q)
+
+    async def _complete(self, item: WriteItem, write_q: asyncio.Queue) -> None:
+        w = item.work
+        item.record = stages.indexed_record(item.path, w.entry.size, w.entry.mtime_ns, w.file_hash,
+                                            len(w.chunks), w.language, w.note)
+        self.stats.stage("embed").pending -= 1
+        await self._put(write_q, item, "embed", "write")
+
+    async def _write(self, write_q: asyncio.Queue) -> None:
+        st = self.stats.stage("write")
+        last = time.monotonic()
+        buffered = 0
+        while True:
+            if self._write_buffer:
+                wait = max(0.0, self.cfg.write_interval_s - (time.monotonic() - last))
+            else:
+                wait = self.cfg.queue_timeout_s
+            st.waiting()
+            try:
+                item = await asyncio.wait_for(write_q.get(), wait)
+            except TimeoutError:
+                if not self._write_buffer:
+                    raise StageTimeoutError(f"queue write stayed empty for {wait:g}s", stage="write") from None
+                item = None
+            finally:
+                st.busy()
+            if item is _END:
+                break
+            if item is not None:
+                self._write_buffer.append(item)
+                st.pending = len(self._write_buffer)
+                buffered += item.chunk_count
+            if self._write_buffer and (item is None or buffered >= self.cfg.write_batch_chunks
+                                       or time.monotonic() - last >= self.cfg.write_interval_s):
+                await self._flush_writes()
+                buffered = 0
+                last = time.monotonic()
+        await self._flush_writes()
+        st.done()
+
+    async def _flush_writes(self) -> None:
+        items, self._write_buffer = self._write_buffer, []
+        if not items:
+            return
+        st = self.stats.stage("write")
+        st.pending = len(items)
+        # The commit runs as its own future, shielded: if this stage is cancelled (a sibling
+        # failed), the commit still completes and _salvage() waits for it.
+        fut = asyncio.ensure_future(self._commit(items))
+        self._inflight_write = fut
+        try:
+            await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            self._writer_failed = True
+            raise
+        finally:
+            st.pending = len(self._write_buffer)
+        self._inflight_write = None
+        st.progress(len(items))
+
+    async def _commit(self, items: list[WriteItem]) -> None:
+        """The write protocol: journal → replace rows → vouch in the manifest."""
+        m = self._manifest
+        lance_paths = [it.path for it in items if it.delete_old or it.chunk_count]
+        if lance_paths:
+            m.begin_write(lance_paths)
+            store = await self._get_store()
+            embedder = self._embedder
+            with_rows = [it for it in items if it.chunk_count]
+            rows = None
+            if with_rows:
+                from ..store.schema import build_rows
+
+                rows = build_rows([(it.work.chunks, it.work.file_hash, it.work.vectors) for it in with_rows],
+                                  embedder.dim)
+                if store.table is None:
+                    await run_in_thread(store.ensure_table, embedder.dim, timeout_s=self.cfg.write_timeout_s,
+                                        stage="write", what="creating the chunk table")
+                    m.set_meta(embedder=embedder.name, dim=str(embedder.dim), spec=self.cfg.embedder)
+            deletes = [it.path for it in items if it.delete_old]
+            backoff = Backoff(self.cfg.backoff_base_s, self.cfg.backoff_max_s)
+
+            async def attempt():
+                await run_in_thread(store.replace, deletes, rows, timeout_s=self.cfg.write_timeout_s,
+                                    stage="write", what="writing chunk rows",
+                                    batch=f"{len(items)} file(s) from {items[0].path}")
+
+            def on_retry(n: int, exc: BaseException) -> None:
+                self.stats.retries += 1
+                log.warning("write failed (attempt %d, retrying): %s", n, exc)
+
+            await call_with_retries(attempt, retries=self.cfg.retries, backoff=backoff,
+                                    breaker=CircuitBreaker(self.cfg.retries + 2), stage="write",
+                                    batch=f"{len(items)} file(s) from {items[0].path}", on_retry=on_retry)
+        records = [it.record for it in items if it.record is not None]
+        removed = [it.path for it in items if it.record is None]
+        m.commit_files(records, removed)
+        for it in items:
+            self.stats.chunks_deleted += it.old_chunks if it.delete_old else 0
+            if it.record is None:
+                self.stats.files_deleted += 1
+                self._files.pop(it.path, None)
+            else:
+                self._files[it.path] = it.record
+                if it.work is not None:
+                    self.stats.files_indexed += 1
+                    self.stats.chunks_written += it.chunk_count
+
+    async def _monitor(self, done: asyncio.Event) -> None:
+        while not done.is_set():
+            try:
+                await asyncio.wait_for(done.wait(), MONITOR_INTERVAL_S)
+            except TimeoutError:
+                pass
+            self.memory.sample()
+            self.stats.peak_rss = self.memory.peak
+            snapshot = self.live_snapshot()
+            self._write_live(snapshot)
+            if self.on_tick is not None:
+                self.on_tick(snapshot)
+            now = time.monotonic()
+            for st in self.stats.stages.values():
+                stalled = st.stalled_for(now)
+                if stalled > self.cfg.stall_timeout_s:
+                    stacks = dump_stacks()
+                    log.error("stage %s stalled; stacks of every task and thread follow:\n%s", st.name, stacks)
+                    raise StallError(
+                        f"no progress for {stalled:.0f}s with work pending (--stall-timeout "
+                        f"{self.cfg.stall_timeout_s:g}s); stacks dumped to the log",
+                        stage=st.name)
+
+    def live_snapshot(self) -> dict:
+        s = self.stats
+        return {
+            "pid": os.getpid(),
+            "root": str(self.cfg.root),
+            "started_at": s.started,
+            "updated_at": time.time(),
+            "state": "stopping" if self.stopping else "running",
+            "files": {"seen": s.files_seen, "to_index": s.files_to_index, "indexed": s.files_indexed,
+                      "unchanged": s.files_unchanged, "deleted": s.files_deleted, "skipped": len(s.skipped)},
+            "chunks": {"embedded": s.chunks_embedded, "written": s.chunks_written, "deleted": s.chunks_deleted},
+            "retries": s.retries,
+            "rss_bytes": self.memory.sample(),
+            "memory_limit_bytes": self.memory.limit,
+            "queues": {name: q.qsize() for name, q in self._queues.items()},
+            "stages": {name: st.as_dict() for name, st in s.stages.items()},
+        }
+
+    def _write_live(self, snapshot: dict) -> None:
+        try:
+            write_json_atomic(self.layout.live_status, snapshot)
+        except OSError as exc:
+            log.debug("live status not written: %s", exc)  # advisory only; the run goes on
+
+    # ------------------------------------------------------------------ driver
+    def _on_signal(self, signum: int) -> None:
+        if self._stop_signal is not None:
+            # Second signal: leave at once. The journal keeps the index consistent.
+            os._exit(128 + signum)
+        self._stop_signal = signum
+        self.stopping = True
+        log.warning("received %s: stopping intake, finishing in-flight work (%gs at most); "
+                    "send it again to exit at once", signal.Signals(signum).name, self.cfg.shutdown_timeout_s)
+        loop = asyncio.get_running_loop()
+        loop.call_later(self.cfg.shutdown_timeout_s, self._cancel_for_deadline)
+
+    def _cancel_for_deadline(self) -> None:
+        if self._pipeline_task is not None and not self._pipeline_task.done():
+            self._deadline_cancelled = True
+            self._pipeline_task.cancel()
+
+    _pipeline_task: asyncio.Task | None = None
+
+    async def _stages(self) -> None:
+        read_q: asyncio.Queue = asyncio.Queue(READ_Q_SIZE)
+        embed_q: asyncio.Queue = asyncio.Queue(EMBED_Q_SIZE)
+        write_q: asyncio.Queue = asyncio.Queue(WRITE_Q_SIZE)
+        self._write_q = write_q
+        self._queues = {"read": read_q, "embed": embed_q, "write": write_q}
+        done = asyncio.Event()
+
+        async def writer() -> None:
+            try:
+                await self._write(write_q)
+            finally:
+                done.set()
+
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._monitor(done), name="monitor")
+            tg.create_task(self._discover(read_q, write_q), name="discover")
+            tg.create_task(self._read_and_chunk(read_q, embed_q, write_q), name="read")
+            tg.create_task(self._embed(embed_q, write_q), name="embed")
+            tg.create_task(writer(), name="write")
+
+    async def _salvage(self) -> None:
+        """After a failure: commit what was complete (in-flight write, buffer, write queue)."""
+        if self._writer_failed:
+            return
+        inflight = self._inflight_write
+        if inflight is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(inflight), self.cfg.write_timeout_s)
+            except (CodesiftError, TimeoutError, OSError) as exc:
+                log.error("the in-flight write failed (%s); the next run will redo it", exc)
+                return
+        if self._write_q is not None:
+            while not self._write_q.empty():
+                item = self._write_q.get_nowait()
+                if item is not _END:
+                    self._write_buffer.append(item)
+        items, self._write_buffer = self._write_buffer, []
+        if items:
+            try:
+                await asyncio.wait_for(self._commit(items), self.cfg.write_timeout_s)
+            except (CodesiftError, TimeoutError, OSError) as exc:
+                log.error("could not commit %d completed file(s) after the failure: %s", len(items), exc)
+
+    async def run(self) -> RunResult:
+        t0 = time.monotonic()
+        error: CodesiftError | None = None
+        status = "ok"
+        self.layout.ensure()
+        lock = WriterLock(self.layout.lock)
+        lock.acquire(self.cfg.lock_wait_s)
+        loop = asyncio.get_running_loop()
+        installed = []
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    loop.add_signal_handler(sig, self._on_signal, sig)
+                    installed.append(sig)
+                except (RuntimeError, ValueError, NotImplementedError):
+                    pass  # not the main thread: the caller owns signals
+            self._manifest = Manifest(self.layout.manifest)
+            run_id = self._manifest.start_run()
+            try:
+                ident = embedder_identity(self.cfg.embedder)
+                if ident is None:
+                    await self._get_embedder()
+                elif not self.cfg.full:
+                    self._check_identity(*ident)
+                await self._reconcile()
+                self._files = self._manifest.files()
+                if self._store is not None or self._manifest.pending_paths():
+                    await self._check_orphans(await self._get_store())
+                self._pipeline_task = asyncio.ensure_future(self._stages())
+                try:
+                    await self._pipeline_task
+                except asyncio.CancelledError:
+                    if not self._deadline_cancelled:
+                        raise
+                if self._stop_signal is not None:
+                    raise InterruptedRun(self._stop_signal)
+            except* CodesiftError as group:
+                error = _first(group)
+            except* Exception as group:  # an unexpected bug still ends the run with one clear line
+                exc = _first(group)
+                error = StageError(f"{type(exc).__name__}: {exc}", stage="supervisor", cause=exc)
+                log.exception("unexpected error", exc_info=exc)
+            if error is not None:
+                if isinstance(error, InterruptedRun) or self._stop_signal is not None:
+                    error = InterruptedRun(self._stop_signal or signal.SIGINT)
+                    status = "interrupted"
+                else:
+                    status = "failed"
+                await self._salvage()
+            self.stats.chunks_total = self._manifest.counts()["chunks"]
+            self.memory.sample()
+            self.stats.peak_rss = self.memory.peak
+            result = RunResult(status, self.stats, time.monotonic() - t0, error)
+            if error is not None:
+                result.exit_code = error.exit_code
+            elif self.cfg.strict and (self.stats.errors or self.stats.notes):
+                result.exit_code = 3
+                result.strict_problems = self.stats.errors + self.stats.notes
+            try:
+                self._manifest.finish_run(run_id, status, result.summary())
+            except StoreError as exc:
+                log.error("could not record the run summary: %s", exc)
+            return result
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            try:
+                self.layout.live_status.unlink(missing_ok=True)
+            except OSError:
+                pass
+            if self._manifest is not None:
+                self._manifest.close()
+            lock.release()
+
+
+def _first(group: BaseExceptionGroup) -> BaseException:
+    """The first leaf of a (nested) exception group: the error that started the failure."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _take(gen, n: int) -> list:
+    out = []
+    for item in gen:
+        out.append(item)
+        if len(out) >= n:
+            break
+    return out
+
+
+def _read(entry: FileEntry, known: str | None, max_file_size: int) -> stages.ReadOutcome:
+    return stages.read_file(entry, known_hash=known, max_file_size=max_file_size)
+
+
+def _chunk_call(path, text, count_tokens, budget, parse_timeout_s):
+    return stages.chunk_file(path, text, count_tokens=count_tokens, max_tokens=budget,
+                             parse_timeout_s=parse_timeout_s)
+
+
+def _check_vectors(vectors, n: int, dim: int):
+    import numpy as np
+
+    arr = np.asarray(vectors, dtype=np.float32)
+    if arr.shape != (n, dim):
+        raise ValueError(f"embedder returned shape {arr.shape}, expected ({n}, {dim})")
+    if not np.isfinite(arr).all():
+        raise ValueError("embedder returned NaN or infinite values")
+    return arr
+
+
+def run_index(cfg: IndexConfig, *, on_tick: Callable[[dict], None] | None = None) -> RunResult:
+    """Run one index over ``cfg.root`` and return its result (never raises CodesiftError
+    for a failed run: the error is in the result)."""
+    return asyncio.run(IndexRun(cfg, on_tick=on_tick).run())

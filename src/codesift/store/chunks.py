@@ -1,0 +1,86 @@
+"""The LanceDB ``chunks`` table. ``lancedb`` is imported only when a table is touched."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..errors import StoreError
+from .schema import TABLE_NAME, arrow_schema
+
+_DELETE_BATCH = 256
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def path_predicate(paths: Iterable[str]) -> str:
+    return "path IN (" + ", ".join(_quote(p) for p in paths) + ")"
+
+
+def _import_lancedb():
+    # Lance logs through Rust's env_logger; its warnings ("No existing dataset ...")
+    # are not for our users.
+    os.environ.setdefault("LANCE_LOG", "error")
+    import lancedb
+
+    return lancedb
+
+
+class ChunkStore:
+    def __init__(self, uri: Path | str) -> None:
+        self.uri = str(uri)
+        try:
+            self._db = _import_lancedb().connect(self.uri)
+            self._table = self._db.open_table(TABLE_NAME) if self._exists() else None
+        except Exception as exc:  # translated at the boundary: any backend failure is a StoreError
+            raise StoreError(f"cannot open chunk table at {self.uri}: {exc}", stage="store", cause=exc) from exc
+
+    def _exists(self) -> bool:
+        return TABLE_NAME in self._db.list_tables().tables
+
+    @property
+    def table(self):
+        return self._table
+
+    def ensure_table(self, dim: int) -> None:
+        if self._table is None:
+            self._table = self._db.create_table(TABLE_NAME, schema=arrow_schema(dim), exist_ok=True)
+
+    def dim(self) -> int | None:
+        if self._table is None:
+            return None
+        return self._table.schema.field("vector").type.list_size
+
+    def count(self) -> int:
+        return 0 if self._table is None else self._table.count_rows()
+
+    def delete_paths(self, paths: list[str]) -> None:
+        if self._table is None or not paths:
+            return
+        for i in range(0, len(paths), _DELETE_BATCH):
+            self._table.delete(path_predicate(paths[i : i + _DELETE_BATCH]))
+
+    def replace(self, delete_paths: list[str], rows) -> None:
+        """Delete every row of ``delete_paths``, then add ``rows`` (an Arrow table)."""
+        self.delete_paths(delete_paths)
+        if rows is not None and rows.num_rows:
+            self._table.add(rows)
+
+    def scan(self, columns: list[str], where: str | None = None):
+        """Arrow table of ``columns`` for all (or filtered) rows."""
+        import pyarrow as pa
+
+        if self._table is None:
+            return pa.table({c: [] for c in columns})
+        query = self._table.search().select(columns)
+        if where:
+            query = query.where(where)
+        return query.limit(None).to_arrow()
+
+    def drop(self) -> None:
+        if self._exists():
+            self._db.drop_table(TABLE_NAME)
+        self._table = None
