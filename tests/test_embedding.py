@@ -89,20 +89,6 @@ def test_hash_lexical_similarity():
     assert _cos(a, b) > 0.5 > _cos(a, c)
 
 
-def test_hash_is_fast():
-    import time
-
-    emb = load_embedder("hash")
-    texts = [f"def func_{i}(x):\n    return helper(x) + {i}" for i in range(20_000)]
-    emb.embed(texts)  # warm the per-word feature cache, as a real index run would
-    best = float("inf")
-    for _ in range(3):  # best of 3: the test machine may be shared
-        start = time.perf_counter()
-        emb.embed(texts)
-        best = min(best, time.perf_counter() - start)
-    assert 20_000 / best >= 20_000
-
-
 def test_hash_count_tokens():
     emb = load_embedder("hash")
     assert emb.count_tokens(["a = b(c)", ""]) == [6, 0]
@@ -221,8 +207,6 @@ def test_python_factory_success(factory_module):
         ("{mod}:none", "returned None"),
         ("{mod}:make_no_embed", "missing embed"),
         ("{mod}:make_bad_dim", "dim must be a positive int"),
-        ("{mod}:make_wrong_shape", "shape (1, 3), expected (1, 8)"),
-        ("{mod}:make_wrong_dtype", "dtype float64"),
         ("python:only_module", "python:MODULE:ATTR"),
         ("python::make", "python:MODULE:ATTR"),
     ],

@@ -90,6 +90,13 @@ def test_failure_mid_run_commits_what_was_complete_and_resume_completes(tree):
     assert_resumes_exactly(tree)
 
 
+def test_embedder_returning_the_wrong_shape_fails_clearly(tree):
+    r = tree.index(FAULTS + "wrong_shape", "--retries", "0", timeout=30)
+    assert r.code == 1
+    assert_one_error_line(r.stderr, "embed stage failed", "shape", "expected")
+    assert tree.rows() == []
+
+
 def test_hung_embed_call_times_out_and_the_process_exits(tree):
     r = tree.index(FAULTS + "hang", "--embed-timeout", "0.5", "--retries", "1", timeout=30)
     assert r.code == 1
@@ -126,20 +133,21 @@ def test_memory_that_never_clears_fails_with_stage_rss_and_limit(tree):
 def _small_fs(path: Path):
     """A tiny tmpfs for the index (a disk that fills up); falls back to RLIMIT_FSIZE."""
     path.mkdir(parents=True, exist_ok=True)
-    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(path)], capture_output=True)
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(path)], capture_output=True)
     return p.returncode == 0
 
 
 def test_disk_full_fails_cleanly_and_leaves_a_resumable_index(tree):
     for i in range(40):  # enough rows to overflow the small index
-        (tree.root / f"extra_{i}.py").write_text("".join(f"def f{i}_{j}():\n    return {j}\n\n" for j in range(40)))
+        (tree.root / f"extra_{i}.py").write_text(
+            "".join(f"def f{i}_{j}():\n    return '{'x' * 300}{j}'\n\n" for j in range(40)))
     mounted = _small_fs(tree.index_dir)
     try:
         preexec = None
         if not mounted:
             def preexec():
                 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-                resource.setrlimit(resource.RLIMIT_FSIZE, (400_000, 400_000))
+                resource.setrlimit(resource.RLIMIT_FSIZE, (256_000, 256_000))
         r = tree.run(tree.index_args(FAULTS + "clean", "--retries", "1"), timeout=60, preexec=preexec)
         assert r.code == 1, r.stderr
         assert r.seconds < 45
@@ -174,7 +182,7 @@ def test_sigkill_at_a_random_moment_then_resume_matches_a_clean_run(tree, seed):
 
 
 def test_sigterm_stops_commits_and_exits_143(tree):
-    proc = tree.popen(FAULTS + "slow", "--batch-size", "4", FAULT_DELAY_S="0.05")
+    proc = tree.popen(FAULTS + "slow", "--batch-size", "2", FAULT_DELAY_S="0.3")
     try:
         wait_for(lambda: (live_status(tree.index_dir) or {}).get("chunks", {}).get("written", 0) > 0, 30,
                  "the first committed chunks")

@@ -36,10 +36,14 @@ class CodesiftError(Exception):
         return self.__cause__
 
     def root_cause(self) -> BaseException | None:
+        """The deepest cause that says something (a bare TimeoutError says nothing)."""
+        best = None
         cause = self.__cause__
-        while cause is not None and cause.__cause__ is not None:
+        while cause is not None:
+            if str(cause):
+                best = cause
             cause = cause.__cause__
-        return cause
+        return best
 
     def one_line(self) -> str:
         parts = []

@@ -126,3 +126,12 @@ class _MutateTree(Faulty):
 
 def mutate_tree():
     return _MutateTree()
+
+
+class _WrongShape(Faulty):
+    def embed(self, texts):
+        return super().embed(texts)[:, :3]
+
+
+def wrong_shape():
+    return _WrongShape()

@@ -62,12 +62,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="embedder threads (default: the CPUs available)")
     p.add_argument("--backoff", type=float, default=0.5, metavar="SECONDS", help="first retry backoff")
 
-    p = sub.add_parser("search", help="search the index")
-    p.add_argument("query")
-    p.add_argument("-k", type=int, default=10)
-    p.add_argument("--root", default=".")
+    from ..search.command import add_search_arguments, add_similar_arguments
+
+    p = sub.add_parser("search", help="search the index by meaning and keyword")
+    add_search_arguments(p)
     _add_index_dir(p)
-    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("similar", help="find code similar to the chunk at PATH:LINE")
+    add_similar_arguments(p)
+    _add_index_dir(p)
+
+    from .mcp_command import add_mcp_arguments
+    from .watch_command import add_watch_arguments
+
+    p = sub.add_parser("mcp", help="serve the index to AI assistants over MCP")
+    add_mcp_arguments(p)
+    _add_index_dir(p)
+
+    p = sub.add_parser("watch", help="keep the index fresh while files change")
+    add_watch_arguments(p)
+    _add_index_dir(p)
 
     p = sub.add_parser("status", help="what is indexed, skipped, and running")
     p.add_argument("root", nargs="?", default=".")
@@ -95,7 +109,7 @@ def _setup_logging(verbose: int) -> None:
 
 
 def _root_and_index(args) -> tuple[Path, Path]:
-    root = Path(args.root).expanduser().resolve()
+    root = Path(getattr(args, "root", ".")).expanduser().resolve()
     if not root.is_dir():
         raise ConfigError(f"not a directory: {args.root}")
     return root, C.resolve_index_dir(root, args.index_dir)
@@ -159,18 +173,31 @@ def cmd_init(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from ..search.engine import open_searcher
+    from ..search.command import run_search
 
     root, index_dir = _root_and_index(args)
-    searcher = open_searcher(root, index_dir)
-    hits = searcher.search(args.query, k=args.k)
-    if args.json:
-        print(json.dumps([h.as_dict() for h in hits], indent=2))
-    else:
-        from .render import render_hits
+    return run_search(args, root, index_dir)
 
-        render_hits(hits, sys.stdout)
-    return 0
+
+def cmd_similar(args) -> int:
+    from ..search.command import run_similar
+
+    root, index_dir = _root_and_index(args)
+    return run_similar(args, root, index_dir)
+
+
+def cmd_mcp(args) -> int:
+    from .mcp_command import run_mcp
+
+    root, index_dir = _root_and_index(args)
+    return run_mcp(args, root, index_dir)
+
+
+def cmd_watch(args) -> int:
+    from .watch_command import run_watch
+
+    root, index_dir = _root_and_index(args)
+    return run_watch(args, root, index_dir)
 
 
 def cmd_status(args) -> int:
@@ -209,8 +236,9 @@ def cmd_doctor(args) -> int:
     return 0 if ok else 1
 
 
-COMMANDS = {"init": cmd_init, "index": cmd_index, "search": cmd_search, "status": cmd_status,
-            "verify": cmd_verify, "doctor": cmd_doctor}
+COMMANDS = {"init": cmd_init, "index": cmd_index, "search": cmd_search, "similar": cmd_similar,
+            "status": cmd_status, "verify": cmd_verify, "doctor": cmd_doctor, "mcp": cmd_mcp,
+            "watch": cmd_watch}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -380,6 +380,8 @@ class IndexRun:
                 await flush()
                 break
             assert isinstance(item, WriteItem) and item.work is not None
+            if self.stopping:
+                continue  # stopping: finish the files already started, drop the rest
             st.pending += 1
             if not item.work.chunks:
                 await self._complete(item, write_q)
@@ -400,13 +402,16 @@ class IndexRun:
         files = sorted({it.path for it, _ in part})
         label = (f"batch {self._batch_no} ({len(part)} chunks from {first.path}:{first.start_line}"
                  + (f" and {len(files) - 1} more file(s)" if len(files) > 1 else "") + ")")
+        from ..embedding import check_embeddings
+
         texts = stages.embedding_texts([it.work.chunks[i] for it, i in part])
         dim = embedder.dim
 
         async def attempt():
             vectors = await run_in_thread(embedder.embed, texts, timeout_s=self.cfg.embed_timeout_s,
                                           stage="embed", what="the embed call", batch=label)
-            return _check_vectors(vectors, len(texts), dim)
+            check_embeddings(vectors, len(texts), dim, self.cfg.embedder)
+            return vectors
 
         def on_retry(n: int, exc: BaseException) -> None:
             self.stats.retries += 1
@@ -645,9 +650,13 @@ class IndexRun:
         t0 = time.monotonic()
         error: CodesiftError | None = None
         status = "ok"
-        self.layout.ensure()
-        lock = WriterLock(self.layout.lock)
-        lock.acquire(self.cfg.lock_wait_s)
+        try:
+            self.layout.ensure()
+            lock = WriterLock(self.layout.lock)
+            lock.acquire(self.cfg.lock_wait_s)
+        except OSError as exc:
+            raise StoreError(f"cannot use index directory {self.cfg.index_dir}: {exc.strerror or exc}",
+                             stage="store", cause=exc) from exc
         loop = asyncio.get_running_loop()
         installed = []
         try:
@@ -740,17 +749,6 @@ def _read(entry: FileEntry, known: str | None, max_file_size: int) -> stages.Rea
 def _chunk_call(path, text, count_tokens, budget, parse_timeout_s):
     return stages.chunk_file(path, text, count_tokens=count_tokens, max_tokens=budget,
                              parse_timeout_s=parse_timeout_s)
-
-
-def _check_vectors(vectors, n: int, dim: int):
-    import numpy as np
-
-    arr = np.asarray(vectors, dtype=np.float32)
-    if arr.shape != (n, dim):
-        raise ValueError(f"embedder returned shape {arr.shape}, expected ({n}, {dim})")
-    if not np.isfinite(arr).all():
-        raise ValueError("embedder returned NaN or infinite values")
-    return arr
 
 
 def run_index(cfg: IndexConfig, *, on_tick: Callable[[dict], None] | None = None) -> RunResult:

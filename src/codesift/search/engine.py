@@ -1,39 +1,74 @@
-"""Search over an index: embed the query once, ask LanceDB for the nearest chunks."""
+"""Search over an index: a vector leg, a full-text (BM25) leg, and their fusion.
+
+Modes and what ``Hit.score`` means in each:
+
+* ``vector``: cosine similarity between the query's and the chunk's embeddings (-1..1).
+* ``text``: the BM25 score of the chunk's identifier-split text (0..; unbounded).
+* ``hybrid`` (default): ``w_v * cos + w_t * bm25 / max_bm25`` over the union of both legs'
+  candidates, in 0..1 (``w_v + w_t = 1``). The cosine is exact for every candidate (text
+  candidates' stored vectors are compared with the query's), BM25 is scaled by the best
+  BM25 of the query (so the best text match contributes ``w_t``); a chunk the text leg did
+  not return has BM25 0. Prose queries use ``HYBRID_TEXT_WEIGHT``, identifier-like queries
+  (``snake_case``, ``CamelCase``, ``dotted.names``) ``IDENT_TEXT_WEIGHT``.
+
+Filters (``lang``, ``path``) are SQL predicates applied inside both legs before top-k
+(``prefilter=True``), so a filtered search returns ``k`` hits whenever ``k`` match.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import ConfigError, NoIndexError
+from ..errors import CodesiftError, ConfigError, NoIndexError
 from ..store.layout import IndexLayout
-from ..store.manifest import Manifest
 from .hits import Hit
 
+MODES = ("hybrid", "vector", "text")
 _COLUMNS = ["id", "path", "start_line", "end_line", "symbol", "kind", "language", "content"]
+
+# Fusion weights, chosen on a held-out dev split of the docstring eval (benchmarks/eval.py).
+HYBRID_TEXT_WEIGHT = 0.3
+IDENT_TEXT_WEIGHT = 0.7
+CANDIDATES = 50  # per leg, before fusion (at least k)
+
+_FILTER_KEYS = {"lang", "path"}
 
 
 class Searcher:
     def __init__(self, root: Path, index_dir: Path) -> None:
-        self.root = root
-        self.layout = IndexLayout(index_dir)
+        self.root = Path(root)
+        self.index_dir = Path(index_dir)
+        self.layout = IndexLayout(self.index_dir)
         if not self.layout.exists():
             raise NoIndexError("no index here; run codesift index", stage="search")
-        m = Manifest(self.layout.manifest)
-        try:
-            meta = m.meta()
-        finally:
-            m.close()
-        self.embedder_spec = meta.get("spec") or _configured_spec(index_dir)
+        self.embedder_spec = _index_spec(self.layout)
         self._embedder = None
         self._table = None
+        self._opened = False
+        self._text_col = None
+        self.text_weight = HYBRID_TEXT_WEIGHT
+        self.ident_text_weight = IDENT_TEXT_WEIGHT
+        self.candidates = CANDIDATES
 
-    def _table_or_none(self):
-        if self._table is None:
+    # ------------------------------------------------------------------ plumbing
+    def table(self):
+        """The chunk table, or None before anything was written."""
+        if not self._opened:
             from ..store.chunks import ChunkStore
 
             self._table = ChunkStore(self.layout.lancedb).table
+            self._opened = True
         return self._table
+
+    def text_column(self) -> str:
+        if self._text_col is None:
+            from .maintenance import text_column
+
+            self._text_col = text_column(self.table())
+        return self._text_col
 
     def embedder(self):
         if self._embedder is None:
@@ -42,26 +77,178 @@ class Searcher:
             self._embedder = load_embedder(self.embedder_spec)
         return self._embedder
 
-    def search(self, query: str, k: int = 10) -> list[Hit]:
-        if k < 1:
-            raise ConfigError("k must be >= 1")
-        table = self._table_or_none()
-        if table is None:
+    def _empty(self) -> bool:
+        table = self.table()
+        return table is None or table.count_rows() == 0
+
+    # ------------------------------------------------------------------ public
+    def search(self, query: str, k: int = 10, *, mode: str = "hybrid", **filters) -> list[Hit]:
+        return self.search_many([query], k=k, mode=mode, **filters)[0]
+
+    def search_many(self, queries: Sequence[str], k: int = 10, *, mode: str = "hybrid",
+                    **filters) -> list[list[Hit]]:
+        """Hits for each query, in order; the queries are embedded in one call."""
+        where = _where(k, mode, filters)
+        queries = [q if isinstance(q, str) else str(q) for q in queries]
+        if not queries:
             return []
-        vec = self.embedder().embed([query])[0]
-        rows = (table.search(vec, vector_column_name="vector").metric("cosine").select(_COLUMNS)
-                .limit(k).to_list())
-        return [Hit(path=r["path"], start_line=r["start_line"], end_line=r["end_line"], symbol=r["symbol"] or "",
-                    kind=r["kind"] or "", language=r["language"] or "", score=1.0 - float(r["_distance"]),
-                    content=r["content"], id=r["id"]) for r in rows]
+        if self._empty():
+            return [[] for _ in queries]
+        vectors = None
+        if mode != "text":
+            todo = [i for i, q in enumerate(queries) if q.strip()]
+            vectors = [None] * len(queries)
+            if todo:
+                embedded = self.embedder().embed([queries[i] for i in todo])
+                for i, v in zip(todo, embedded):
+                    vectors[i] = v
+        out = []
+        for i, q in enumerate(queries):
+            if not q.strip():
+                out.append([])
+                continue
+            out.append(self._one(q, None if vectors is None else vectors[i], k, mode, where))
+        return out
+
+    def similar(self, file: str, line: int, k: int = 10, **filters) -> list[Hit]:
+        """Chunks nearest (cosine) to the chunk of ``file`` containing ``line``, itself excluded.
+        ``Hit.score`` is the cosine similarity."""
+        from .filters import sql_str
+
+        where = _where(k, "vector", filters)
+        table = self.table()
+        if table is None:
+            raise CodesiftError(f"nothing is indexed at {file}:{line}", stage="search")
+        rel = self.relative_path(file)
+        rows = (table.search().where(f"path = {sql_str(rel)} AND start_line <= {int(line)} "
+                                     f"AND end_line >= {int(line)}")
+                .select(["id", "start_line", "end_line", "vector"]).limit(None).to_list())
+        if not rows:
+            raise CodesiftError(f"no indexed chunk contains {rel}:{line} (is the file indexed? codesift status)",
+                                stage="search")
+        own = min(rows, key=lambda r: (r["end_line"] - r["start_line"], r["start_line"]))
+        excl = f"id != {sql_str(own['id'])}"
+        where = excl if where is None else f"({where}) AND {excl}"
+        return [_hit(r, _cos(r)) for r in self._vector_leg(own["vector"], where, k)]
+
+    def relative_path(self, path: str) -> str:
+        """``path`` as stored: POSIX and relative to the root (given relative to the cwd,
+        to the root, or absolute)."""
+        p = Path(path).expanduser()
+        for base in ([] if p.is_absolute() else [Path.cwd()]) + [None]:
+            full = (base / p if base is not None else p).resolve()
+            try:
+                rel = full.relative_to(self.root.resolve())
+            except ValueError:
+                continue
+            if full.exists() or base is None:
+                return rel.as_posix()
+        return p.as_posix().lstrip("./") if not p.is_absolute() else p.as_posix()
+
+    # ------------------------------------------------------------------ legs
+    def _vector_leg(self, vector, where: str | None, n: int) -> list[dict]:
+        q = self.table().search(vector, vector_column_name="vector").metric("cosine")
+        if where:
+            q = q.where(where, prefilter=True)
+        return q.select(_COLUMNS + ["_distance"]).limit(n).to_list()
+
+    def _text_leg(self, query: str, where: str | None, n: int, *, with_vectors: bool) -> list[dict]:
+        from .tokens import query_text
+
+        text = query_text(query)
+        if not text:
+            return []
+        cols = _COLUMNS + (["vector"] if with_vectors else []) + ["_score"]
+        q = self.table().search(text, query_type="fts", fts_columns=self.text_column())
+        if where:
+            q = q.where(where, prefilter=True)
+        return q.select(cols).limit(n).to_list()
+
+    def _one(self, query: str, vector, k: int, mode: str, where: str | None) -> list[Hit]:
+        if mode == "vector":
+            return [_hit(r, _cos(r)) for r in self._vector_leg(vector, where, k)]
+        if mode == "text":
+            return [_hit(r, float(r["_score"])) for r in self._text_leg(query, where, k, with_vectors=False)]
+        n = max(k, self.candidates)
+        vrows = self._vector_leg(vector, where, n)
+        trows = self._text_leg(query, where, n, with_vectors=True)
+        return self._fuse(query, vector, vrows, trows, k)
+
+    def _fuse(self, query: str, vector, vrows: list[dict], trows: list[dict], k: int) -> list[Hit]:
+        from .tokens import is_identifier_like
+
+        wt = self.ident_text_weight if is_identifier_like(query) else self.text_weight
+        if not trows:
+            wt = 0.0
+        cands: dict[str, dict] = {}
+        cos: dict[str, float] = {}
+        for r in vrows:
+            cands[r["id"]] = r
+            cos[r["id"]] = _cos(r)
+        missing = [r for r in trows if r["id"] not in cos]
+        if missing:
+            import numpy as np
+
+            qv = np.asarray(vector, dtype=np.float32)
+            qn = float(np.linalg.norm(qv)) or 1.0
+            mat = np.asarray([r["vector"] for r in missing], dtype=np.float32)
+            norms = np.linalg.norm(mat, axis=1)
+            norms[norms == 0] = 1.0
+            for r, s in zip(missing, (mat @ qv) / (norms * qn)):
+                cands[r["id"]] = r
+                cos[r["id"]] = float(s)
+        best = max((float(r["_score"]) for r in trows), default=0.0) or 1.0
+        bm = {r["id"]: float(r["_score"]) / best for r in trows}
+        scored = sorted(((1.0 - wt) * cos[i] + wt * bm.get(i, 0.0), i) for i in cands)
+        scored.reverse()
+        return [_hit(cands[i], s) for s, i in scored[:k]]
 
 
-def _configured_spec(index_dir: Path) -> str:
+def _cos(row: dict) -> float:
+    return 1.0 - float(row["_distance"])
+
+
+def _hit(r: dict, score: float) -> Hit:
+    if math.isnan(score):
+        score = 0.0
+    return Hit(path=r["path"], start_line=int(r["start_line"]), end_line=int(r["end_line"]),
+               symbol=r["symbol"] or "", kind=r["kind"] or "", language=r["language"] or "",
+               score=round(score, 6), content=r["content"] or "", id=r["id"])
+
+
+def _where(k: int, mode: str, filters: dict) -> str | None:
+    if not isinstance(k, int) or k < 1:
+        raise ConfigError("k must be an integer >= 1")
+    if mode not in MODES:
+        raise ConfigError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
+    unknown = set(filters) - _FILTER_KEYS
+    if unknown:
+        raise ConfigError(f"unknown search filter(s): {', '.join(sorted(unknown))} (use lang=, path=)")
+    from .filters import where_clause
+
+    return where_clause(lang=filters.get("lang"), path=filters.get("path"))
+
+
+def _index_spec(layout: IndexLayout) -> str:
+    """The embedder spec the index was built with (manifest), else config.json, else minilm."""
+    import sqlite3
+
     try:
-        return json.loads((index_dir / "config.json").read_text()).get("embedder", "minilm")
+        db = sqlite3.connect(f"file:{layout.manifest}?mode=ro", uri=True, timeout=5.0)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = 'spec'").fetchone()
+        finally:
+            db.close()
+        if row and row[0]:
+            return row[0]
+    except sqlite3.Error:
+        pass
+    try:
+        return json.loads((layout.index_dir / "config.json").read_text()).get("embedder", "minilm")
     except (OSError, ValueError):
         return "minilm"
 
 
 def open_searcher(root: Path, index_dir: Path) -> Searcher:
     return Searcher(root, index_dir)
+

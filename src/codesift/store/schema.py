@@ -4,6 +4,10 @@ Columns (documented in the README): ``id`` (stable), ``path`` (POSIX, relative t
 root), ``language``, ``symbol``, ``kind``, ``start_line``/``end_line`` (1-based,
 inclusive), ``content`` (exactly those lines), ``file_hash`` and ``vector``
 (fixed-size list of float32).
+
+One more, internal column: ``search_text``, the identifier-split text the full-text
+(BM25) index is built on (see ``codesift.search.tokens``). Tables written before it
+existed lack it; search then falls back to ``content``.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from ..models import Chunk
 TABLE_NAME = "chunks"
 COLUMNS = ("id", "path", "language", "symbol", "kind", "start_line", "end_line", "content",
            "file_hash", "vector")
+SEARCH_TEXT = "search_text"
 
 
 def chunk_id(chunk: Chunk, file_hash: str) -> str:
@@ -39,6 +44,7 @@ def arrow_schema(dim: int):
         pa.field("content", pa.string()),
         pa.field("file_hash", pa.string()),
         pa.field("vector", pa.list_(pa.float32(), dim)),
+        pa.field(SEARCH_TEXT, pa.string()),
     ])
 
 
@@ -47,8 +53,11 @@ def build_rows(items: Sequence[tuple[list[Chunk], str, "object"]], dim: int):
     import numpy as np
     import pyarrow as pa
 
+    from ..search.tokens import index_text
+
     cols: dict[str, list] = {c: [] for c in COLUMNS if c != "vector"}
     vecs = []
+    search_text: list[str] = []
     for chunks, file_hash, vectors in items:
         for c in chunks:
             cols["id"].append(chunk_id(c, file_hash))
@@ -60,10 +69,12 @@ def build_rows(items: Sequence[tuple[list[Chunk], str, "object"]], dim: int):
             cols["end_line"].append(c.end_line)
             cols["content"].append(c.content)
             cols["file_hash"].append(file_hash)
+            search_text.append(index_text(c.path, c.symbol, c.content))
         if len(chunks):
             vecs.append(np.asarray(vectors, dtype=np.float32).reshape(len(chunks), dim))
     flat = np.concatenate(vecs).reshape(-1) if vecs else np.zeros(0, dtype=np.float32)
     vector = pa.FixedSizeListArray.from_arrays(pa.array(flat, type=pa.float32()), dim)
     schema = arrow_schema(dim)
     arrays = [pa.array(cols[name], type=schema.field(name).type) for name in COLUMNS if name != "vector"]
-    return pa.Table.from_arrays(arrays + [vector], schema=schema)
+    extra = pa.array(search_text, type=pa.string())
+    return pa.Table.from_arrays(arrays + [vector, extra], schema=schema)

@@ -1,0 +1,84 @@
+"""Identifier-aware text for the full-text (BM25) leg.
+
+Code identifiers are split so natural-language words find them, and kept whole so an
+exact identifier query ranks its definition first::
+
+    parse_config_file(ParseConfigFile) -> "parseconfigfile parse config file
+                                           parseconfigfile parse config file"
+
+The same function is applied to stored chunks (the ``search_text`` column) and to
+queries, so both sides agree. The FTS index then only splits on whitespace, lower-cases,
+folds accents, removes English stop words and stems (see ``maintenance.FTS_OPTIONS``).
+Pure standard library: it is imported by the indexing pipeline too.
+"""
+
+from __future__ import annotations
+
+import re
+
+_WORD = re.compile(r"[^\W\d_]\w*|\d+")
+# aB -> a|B ; ABc -> A|Bc ; a1 -> kept together
+_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+_MAX_TOKEN = 40
+
+
+def split_identifier(word: str) -> list[str]:
+    """``parse_configFile2`` -> ``['parse', 'config', 'file', '2']`` (lower-cased)."""
+    parts: list[str] = []
+    for piece in word.split("_"):
+        if piece:
+            parts.extend(p.lower() for p in _CAMEL.findall(piece))
+    return parts
+
+
+def analyze(text: str) -> list[str]:
+    """Tokens of ``text``: every identifier whole (lower-cased), then its parts if compound."""
+    out: list[str] = []
+    for word in _WORD.findall(text):
+        parts = split_identifier(word)
+        # one spelling for every naming convention: parse_config_file, ParseConfigFile,
+        # parseConfigFile and PARSE_CONFIG_FILE all give "parseconfigfile"
+        whole = "".join(parts) if len(parts) > 1 else word.lower()
+        out.append(whole[:_MAX_TOKEN])
+        if len(parts) > 1:
+            out.extend(parts)
+    return out
+
+
+def header_text(path: str, symbol: str) -> str:
+    """Where a chunk lives and what it is: the file's stem, its directory, the symbol."""
+    parts = path.rsplit("/", 2)
+    stem = parts[-1].rsplit(".", 1)[0]
+    return " ".join(parts[-2:-1] + [stem, symbol or ""])
+
+
+def index_text(path: str, symbol: str, content: str) -> str:
+    """The ``search_text`` column of a chunk. The header (path, symbol) is counted twice:
+    a name is stronger evidence than a mention in the body."""
+    head = " ".join(analyze(header_text(path, symbol)))
+    return f"{head} {head} {' '.join(analyze(content))}"
+
+
+def query_text(query: str) -> str:
+    return " ".join(analyze(query))
+
+
+_IDENT_SHAPES = (
+    re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$"),          # dotted.name
+    re.compile(r"^_*[a-z0-9]+(_+[a-z0-9]+)+_*$", re.I),      # snake_case / SCREAMING_CASE
+    re.compile(r"^_*[a-z]+[A-Z][A-Za-z0-9]*$"),              # camelCase
+    re.compile(r"^_*[A-Z][a-z0-9]+[A-Z][A-Za-z0-9]*$"),      # CamelCase
+    re.compile(r"^_*[A-Z]{2,}[a-z]\w*$"),                    # HTTPServer
+    re.compile(r"^__\w+__$"),                                # dunder
+)
+
+
+def is_identifier_like(query: str) -> bool:
+    """True when the query is (mostly) code names rather than prose: ``parse_config_file``,
+    ``ParseConfig``, ``os.path.join``, ``ChunkStore.replace_rows()``."""
+    words = [w.strip("()[]{},:;`'\"") for w in query.split()]
+    words = [w for w in words if w]
+    if not words or len(words) > 4:
+        return False
+    hits = sum(1 for w in words if any(p.match(w) for p in _IDENT_SHAPES))
+    return hits * 2 >= len(words)
