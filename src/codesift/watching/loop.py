@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import os
@@ -187,18 +186,16 @@ class Watcher:
                            lock_wait_s=None)
 
     def _run_index(self, cfg):
-        """``run_index``, handing it the embedder loaded by an earlier cycle when the
-        pipeline accepts one (``run_index(cfg, embedder=...)``): the model loads once."""
+        """One incremental run, reusing the embedder an earlier cycle loaded (the model
+        loads once, under the pipeline's load deadline, on the first cycle)."""
         from ..pipeline.supervisor import run_index
 
-        if "embedder" not in inspect.signature(run_index).parameters:
-            return run_index(cfg)
-        if self._embedder is None or self._embedder_spec != cfg.embedder:
-            from ..embedding import load_embedder
-
-            self._embedder = load_embedder(cfg.embedder, threads=cfg.threads)
-            self._embedder_spec = cfg.embedder
-        return run_index(cfg, embedder=self._embedder)
+        if self._embedder_spec != cfg.embedder:
+            self._embedder, self._embedder_spec = None, cfg.embedder
+        result = run_index(cfg, embedder=self._embedder)
+        if result.embedder is not None:
+            self._embedder = result.embedder
+        return result
 
     def cycle(self, changed: list[str]) -> bool:
         """One incremental index run; True when it succeeded. Never raises for a failure."""
