@@ -52,6 +52,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--src", type=Path, default=Path(sysconfig.get_paths()["stdlib"]),
                     help="the Python sources to build the eval from (default: this Python's stdlib)")
+    ap.add_argument("--name", default="stdlib", help="names the work subdirectories (use one per --src)")
     ap.add_argument("--embedder", default="minilm")
     ap.add_argument("--max-queries", type=int, default=300)
     ap.add_argument("--seed", type=int, default=7, help="query sample seed (7: the reported split)")
@@ -63,9 +64,9 @@ def main() -> int:
 
     tools = eval_dir()
     work = args.work.resolve()
-    tag = f"seed{args.seed}-q{args.max_queries}"
+    tag = f"{args.name}-seed{args.seed}-q{args.max_queries}"
     out = work / f"eval-{tag}"
-    index_dir = work / f"index-{args.embedder.replace(':', '_').replace('/', '_')}"
+    index_dir = work / f"index-{args.name}-{args.embedder.replace(':', '_').replace('/', '_')}"
     corpus = out / "corpus"
     if not (out / "queries.jsonl").is_file():
         run([sys.executable, tools / "build_docstring_eval.py", args.src, out,
@@ -105,12 +106,14 @@ def main() -> int:
     print(table)
     if str(args.output) != "-":
         cmd = " ".join(["python benchmarks/eval.py", f"--embedder {args.embedder}",
-                        f"--max-queries {args.max_queries}", f"--seed {args.seed}"])
+                        f"--max-queries {args.max_queries}", f"--seed {args.seed}"]
+                       + ([f"--src {args.src} --name {args.name}"] if args.name != "stdlib" else []))
         n_chunks = _count_chunks(index_dir)
         args.output.write_text(
             "# Search quality: docstring-to-code eval\n\n"
             f"`{cmd}` on {time.strftime('%Y-%m-%d')}: {len(queries)} queries, corpus = "
-            f"Python {sysconfig.get_python_version()} stdlib with docstrings blanked "
+            + (f"Python {sysconfig.get_python_version()} stdlib" if args.name == "stdlib" else f"`{args.src}`")
+            + " with docstrings blanked "
             f"({n_chunks} chunks), embedder `{args.embedder}`, k={args.k}. "
             "A hit is right when it overlaps the answer's lines; `tight_` also requires it to be at most "
             "twice the answer's length + 10 lines. s/query includes loading the model once per mode "

@@ -96,6 +96,7 @@ class IndexConfig:
     write_batch_chunks: int = 512
     write_interval_s: float = 2.0
     threads: int = 0  # 0: let the embedder choose
+    embed_cache: bool = True  # reuse vectors of identical chunk text (per embedder)
     engine: str = "local"  # local | ray
     ray_address: str | None = None  # None: start a local Ray
     workers: int = 0  # Ray embed actors (0: one per 2 CPUs of the cluster, at least 1)

@@ -34,8 +34,13 @@ def chunk_text(
     max_tokens: int,
     parse_timeout_s: float = 10.0,
     language: str | None = None,
+    hard_limit: bool = True,
 ) -> ChunkingResult:
-    """The chunks of ``text`` (the decoded content of ``path``); see the module docstring."""
+    """The chunks of ``text`` (the decoded content of ``path``); see the module docstring.
+
+    ``hard_limit`` says the embedder truncates past ``max_tokens``; when it does not
+    (``max_tokens`` is only a size target), an over-long line needs no note.
+    """
     lang = language or detect_language(path)
     lines = split_lines(text)
     if language is None and lang == "text" and lines:
@@ -51,7 +56,7 @@ def chunk_text(
     segments = _tidy(segments, costs)
     segments = _cover_gaps(segments, costs)
     segments, oversized = _enforce_budget(segments, lines, count_tokens, max_tokens, costs)
-    if oversized:
+    if oversized and hard_limit:
         notes.append(_oversize_note(oversized, max_tokens))
     chunks = [
         Chunk(path, lang, symbol, kind, start, end, line_slice(lines, start, end))

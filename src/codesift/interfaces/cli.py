@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shutdown-timeout", type=float, default=C.DEFAULT_SHUTDOWN_TIMEOUT_S, metavar="SECONDS")
     p.add_argument("--threads", type=int, default=0, help="embedder threads (default: the CPUs available)")
     p.add_argument("--backoff", type=float, default=0.5, metavar="SECONDS", help="first retry backoff")
+    p.add_argument("--no-embed-cache", action="store_true",
+                   help="embed every chunk, even text whose vector is cached")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local (default) or ray (needs: pip install 'codesift[ray]')")
     p.add_argument("--ray-address", default=None, metavar="ADDR", help="join this Ray cluster (default: start a local one)")
@@ -137,10 +139,11 @@ def cmd_index(args) -> int:
         shutdown_timeout_s=args.shutdown_timeout, lock_wait_s=args.wait, threads=args.threads,
         backoff_base_s=args.backoff, engine=args.engine, ray_address=args.ray_address, workers=args.workers,
         gpus_per_worker=args.gpus_per_worker, job_timeout_s=args.job_timeout,
+        embed_cache=not args.no_embed_cache,
     )
     from .progress import make_progress
 
-    progress = make_progress(enabled=not args.json and sys.stderr.isatty())
+    progress = make_progress(tty=sys.stderr.isatty())
     try:
         result = run_index(cfg, on_tick=progress.tick if progress else None)
     finally:

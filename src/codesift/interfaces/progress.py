@@ -38,5 +38,34 @@ class RichProgress:
         self._live.stop()
 
 
-def make_progress(enabled: bool):
-    return RichProgress() if enabled else None
+class PlainProgress:
+    """One log line every ``interval_s`` seconds, for logs and CI (no TTY)."""
+
+    def __init__(self, interval_s: float = 10.0) -> None:
+        import sys
+
+        self._out = sys.stderr
+        self._interval = interval_s
+        self._t0 = time.monotonic()
+        self._last = self._t0
+
+    def tick(self, snap: dict) -> None:
+        now = time.monotonic()
+        if now - self._last < self._interval:
+            return
+        self._last = now
+        files, chunks = snap["files"], snap["chunks"]
+        rate = chunks["embedded"] / max(1e-6, now - self._t0)
+        self._out.write(
+            f"codesift: progress: {files['indexed']}/{files['to_index']} files indexed ({files['seen']} seen), "
+            f"{chunks['embedded']} chunks embedded ({rate:.0f}/s), {chunks['written']} written, "
+            f"queues {snap['queues']}, RSS {snap['rss_bytes'] / (1 << 20):.0f} MiB\n")
+        self._out.flush()
+
+    def close(self) -> None:
+        pass
+
+
+def make_progress(tty: bool):
+    """A rich display on a terminal, plain periodic lines elsewhere."""
+    return RichProgress() if tty else PlainProgress()

@@ -266,12 +266,55 @@ class _Identity:
     dim: int
 
 
+class _RayHost:
+    """A thread that owns the Ray session for the whole run.
+
+    ``ray.init`` of a local cluster starts raylet and GCS with a parent-death signal,
+    which fires when the *thread* that started them exits. So Ray is started, kept and
+    shut down by this one long-lived daemon thread, never by a short-lived one.
+    """
+
+    def __init__(self, init) -> None:
+        self._init = init
+        self.ready = threading.Event()
+        self.stop = threading.Event()
+        self.stopped = threading.Event()
+        self.result = None
+        self.error: BaseException | None = None
+        self.started = False  # ray.init returned: ray.shutdown is owed
+        self.thread = threading.Thread(target=self._main, name="codesift-ray", daemon=True)
+
+    def _main(self) -> None:
+        try:
+            self.result = self._init()
+            self.started = True
+        except BaseException as exc:  # handed to the awaiting side
+            self.error = exc
+        finally:
+            self.ready.set()
+        if self.started:
+            self.stop.wait()
+            try:
+                import ray
+
+                ray.shutdown()
+            except Exception as exc:  # the run's result stands
+                log.warning("Ray did not shut down cleanly: %s", exc)
+        self.stopped.set()
+
+    def wait_ready(self):
+        self.ready.wait()
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
 class RayIndexRun(IndexRun):
     """``codesift index --engine ray``: :class:`IndexRun` with read→embed on Ray."""
 
     def __init__(self, cfg, *, on_tick=None, embedder=None) -> None:
         super().__init__(cfg, on_tick=on_tick, embedder=embedder)
-        self._ray_started = False  # we called ray.init (and must call ray.shutdown)
+        self._ray: _RayHost | None = None
         self._job_deadline: float | None = None
 
     # ------------------------------------------------------------------ set-up / tear-down
@@ -304,20 +347,22 @@ class RayIndexRun(IndexRun):
             raise _missing_ray(exc) from exc
         verbose = logging.getLogger("codesift").getEffectiveLevel() <= logging.INFO
         level = logging.INFO if verbose else logging.ERROR
-        kwargs: dict = dict(include_dashboard=False, logging_level=level, log_to_driver=True,
-                            namespace="codesift")
+        kwargs: dict = dict(include_dashboard=False, logging_level=level, configure_logging=False,
+                            log_to_driver=True, namespace="codesift")
         if self.cfg.ray_address:
             kwargs["address"] = self.cfg.ray_address
         else:
             from ..embedding.minilm import available_cpus
 
+            # Local workers inherit this process's environment (PYTHONPATH included, so
+            # python: embedders import there too); no runtime_env keeps the workers Ray
+            # pre-starts usable, which saves seconds per run.
             kwargs.update(address="local", num_cpus=available_cpus())
-            if os.environ.get("PYTHONPATH"):  # python: embedders must import on the workers too
-                kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}}
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        for name in ("ray", "ray.data"):
+            logging.getLogger(name).setLevel(level)
         t0 = time.monotonic()
         ray.init(**kwargs)
-        self._ray_started = True
         for name in ("ray", "ray.data"):
             logging.getLogger(name).setLevel(level)
         ctx = ray.data.DataContext.get_current()
@@ -331,19 +376,15 @@ class RayIndexRun(IndexRun):
         return resources
 
     async def _shutdown_ray(self) -> None:
-        if not self._ray_started:
+        host, self._ray = self._ray, None
+        if host is None:
             return
-        self._ray_started = False
-
-        def stop() -> None:
-            import ray
-
-            ray.shutdown()
-
+        host.stop.set()
         try:
-            await run_in_thread(stop, timeout_s=RAY_SHUTDOWN_TIMEOUT_S, stage="ray", what="shutting Ray down")
-        except Exception as exc:  # the run's result stands; a stuck shutdown only costs a warning
-            log.warning("Ray did not shut down cleanly: %s", exc)
+            await run_in_thread(host.stopped.wait, timeout_s=RAY_SHUTDOWN_TIMEOUT_S, stage="ray",
+                                what="shutting Ray down")
+        except StageTimeoutError as exc:  # the run's result stands; a stuck shutdown only costs a warning
+            log.warning("Ray did not shut down cleanly: %s", exc.message)
 
     # ------------------------------------------------------------------ stages
     def _remaining(self) -> float:
@@ -392,8 +433,10 @@ class RayIndexRun(IndexRun):
                     continue
                 assert isinstance(entry, FileEntry)
                 if start is None:  # start Ray while discovery goes on; a no-op run never starts it
+                    self._ray = _RayHost(self._ray_init)
+                    self._ray.thread.start()
                     start = asyncio.ensure_future(run_in_thread(
-                        self._ray_init, timeout_s=min(RAY_START_TIMEOUT_S, self._remaining()), stage="ray",
+                        self._ray.wait_ready, timeout_s=min(RAY_START_TIMEOUT_S, self._remaining()), stage="ray",
                         what="starting Ray" if not cfg.ray_address else f"joining Ray at {cfg.ray_address}"))
                 prev = self._files.get(entry.path)
                 known = prev.file_hash if prev is not None and prev.status == STATUS_INDEXED and not cfg.full else ""

@@ -105,11 +105,12 @@ def chunk_budget(embedder: "Embedder") -> int:
     return max(16, int(limit) - HEADER_TOKEN_RESERVE)
 
 
-def chunk_file(path: str, text: str, *, count_tokens, max_tokens: int, parse_timeout_s: float) -> ChunkingResult:
+def chunk_file(path: str, text: str, *, count_tokens, max_tokens: int, parse_timeout_s: float,
+               hard_limit: bool = True) -> ChunkingResult:
     from ..chunking import chunk_text
 
     return chunk_text(path, text, count_tokens=count_tokens, max_tokens=max_tokens,
-                      parse_timeout_s=parse_timeout_s)
+                      parse_timeout_s=parse_timeout_s, hard_limit=hard_limit)
 
 
 def embedding_header(chunk: Chunk) -> str:

@@ -91,7 +91,8 @@ class RunResult:
                 "skipped": s.skipped,
                 "notes": s.notes,
             },
-            "chunks": {"written": s.chunks_written, "deleted": s.chunks_deleted, "total": s.chunks_total},
+            "chunks": {"written": s.chunks_written, "deleted": s.chunks_deleted, "total": s.chunks_total,
+                       "embedded": s.chunks_embedded, "from_cache": s.chunks_cached},
             "retries": s.retries,
             "stages": {name: {"busy_s": round(st.busy_s, 3), "wait_s": round(st.wait_s, 3)}
                        for name, st in s.stages.items()},
@@ -134,6 +135,7 @@ class IndexRun:
         self._write_q: asyncio.Queue | None = None
         self._batch_no = 0
         self._queues: dict[str, asyncio.Queue] = {}
+        self._cache = None
 
     # ------------------------------------------------------------------ helpers
     async def _put(self, q: asyncio.Queue, item: object, stage: str, qname: str) -> None:
@@ -346,8 +348,9 @@ class IndexRun:
         embedder = await self._get_embedder()
         budget = stages.chunk_budget(embedder)
         try:
+            hard = bool(getattr(embedder, "max_tokens", None))
             result = await run_in_thread(
-                _chunk_call, entry.path, outcome.text, self._count_tokens, budget, self.cfg.parse_timeout_s,
+                _chunk_call, entry.path, outcome.text, self._count_tokens, budget, self.cfg.parse_timeout_s, hard,
                 timeout_s=self.cfg.parse_timeout_s * 2 + 30, stage="chunk", what="chunking", path=entry.path)
         except StageTimeoutError as exc:
             reason = f"chunking did not finish within its deadline ({exc.message})"
@@ -413,18 +416,34 @@ class IndexRun:
         texts = stages.embedding_texts([it.work.chunks[i] for it, i in part])
         dim = embedder.dim
 
+        cache = self._embed_cache(embedder)
+        keys = [cache.key(t) for t in texts] if cache is not None else []
+        cached = cache.get_many(keys) if cache is not None else {}
+        missing = [i for i, k in enumerate(keys) if k not in cached] if cache is not None else list(range(len(texts)))
+
         async def attempt():
-            vectors = await run_in_thread(embedder.embed, texts, timeout_s=self.cfg.embed_timeout_s,
-                                          stage="embed", what="the embed call", batch=label)
-            check_embeddings(vectors, len(texts), dim, self.cfg.embedder)
+            if not missing:
+                return None
+            vectors = await run_in_thread(embedder.embed, [texts[i] for i in missing],
+                                          timeout_s=self.cfg.embed_timeout_s, stage="embed",
+                                          what="the embed call", batch=label)
+            check_embeddings(vectors, len(missing), dim, self.cfg.embedder)
             return vectors
 
         def on_retry(n: int, exc: BaseException) -> None:
             self.stats.retries += 1
             log.warning("embed %s failed (attempt %d, retrying): %s: %s", label, n, type(exc).__name__, exc)
 
-        vectors = await call_with_retries(attempt, retries=self.cfg.retries, backoff=backoff, breaker=breaker,
-                                          stage="embed", batch=label, on_retry=on_retry)
+        fresh = await call_with_retries(attempt, retries=self.cfg.retries, backoff=backoff, breaker=breaker,
+                                        stage="embed", batch=label, on_retry=on_retry)
+        if cache is None:
+            vectors = fresh
+        else:
+            vectors = [cached.get(k) for k in keys]
+            for j, i in enumerate(missing):
+                vectors[i] = fresh[j]
+            cache.put_many([(keys[i], fresh[j]) for j, i in enumerate(missing)])
+            self.stats.chunks_cached += len(texts) - len(missing)
         self.stats.chunks_embedded += len(part)
         st.progress(len(part))
         for row, (item, idx) in zip(vectors, part):
@@ -432,6 +451,18 @@ class IndexRun:
             item.work.embedded += 1
             if item.work.embedded == len(item.work.chunks):
                 await self._complete(item, write_q)
+
+    def _embed_cache(self, embedder):
+        """The content-addressed cache, opened on first use (None when disabled)."""
+        if not self.cfg.embed_cache:
+            return None
+        if self._cache is None:
+            from ..store.embed_cache import EmbedCache
+
+            # Kept across --full on purpose: it is keyed by embedder and text, so it can
+            # never serve a stale vector, and it makes a rebuild cheap.
+            self._cache = EmbedCache(self.layout.embed_cache, embedder.name, embedder.dim)
+        return self._cache
 
     async def _complete(self, item: WriteItem, write_q: asyncio.Queue) -> None:
         w = item.work
@@ -732,6 +763,8 @@ class IndexRun:
                 pass
             if self._manifest is not None:
                 self._manifest.close()
+            if self._cache is not None:
+                self._cache.close()
             lock.release()
 
 
@@ -756,9 +789,9 @@ def _read(entry: FileEntry, known: str | None, max_file_size: int) -> stages.Rea
     return stages.read_file(entry, known_hash=known, max_file_size=max_file_size)
 
 
-def _chunk_call(path, text, count_tokens, budget, parse_timeout_s):
+def _chunk_call(path, text, count_tokens, budget, parse_timeout_s, hard_limit):
     return stages.chunk_file(path, text, count_tokens=count_tokens, max_tokens=budget,
-                             parse_timeout_s=parse_timeout_s)
+                             parse_timeout_s=parse_timeout_s, hard_limit=hard_limit)
 
 
 def run_index(cfg: IndexConfig, *, on_tick: Callable[[dict], None] | None = None, embedder=None) -> RunResult:

@@ -78,6 +78,7 @@ class RunStats:
     chunks_written: int = 0
     chunks_deleted: int = 0
     chunks_embedded: int = 0
+    chunks_cached: int = 0
     chunks_total: int = 0
     retries: int = 0
     peak_rss: int = 0

@@ -30,7 +30,7 @@ MODES = ("hybrid", "vector", "text")
 _COLUMNS = ["id", "path", "start_line", "end_line", "symbol", "kind", "language", "content"]
 
 # Fusion weights, chosen on a held-out dev split of the docstring eval (benchmarks/eval.py).
-HYBRID_TEXT_WEIGHT = 0.3
+HYBRID_TEXT_WEIGHT = 0.15
 IDENT_TEXT_WEIGHT = 0.7
 CANDIDATES = 50  # per leg, before fusion (at least k)
 

@@ -69,3 +69,29 @@ def refresh_index_dir(index_dir) -> dict:
     from ..store.layout import IndexLayout
 
     return refresh_search_indexes(ChunkStore(IndexLayout(Path(index_dir)).lancedb))
+
+
+def rebuild_search_text(store, batch_rows: int = 4096) -> int:
+    """Recompute the ``search_text`` column from path/symbol/content (no re-embedding):
+    after a change to :mod:`codesift.search.tokens`, or to migrate a table written before
+    the column existed. Takes the writer's place: call it under the index's writer lock.
+    Returns the number of rows rewritten; then run :func:`refresh_search_indexes`."""
+    import pyarrow as pa
+
+    from .tokens import index_text
+
+    table = getattr(store, "table", store)
+    if table is None:
+        return 0
+    if SEARCH_TEXT not in table.schema.names:
+        table.add_columns({SEARCH_TEXT: "content"})
+    data = table.search().select(["id", "path", "symbol", "content"]).limit(None).to_arrow()
+    done = 0
+    for start in range(0, data.num_rows, batch_rows):
+        part = data.slice(start, batch_rows)
+        text = [index_text(p, s or "", c or "") for p, s, c in zip(
+            part["path"].to_pylist(), part["symbol"].to_pylist(), part["content"].to_pylist())]
+        table.merge_insert("id").when_matched_update_all().execute(
+            pa.table({"id": part["id"], SEARCH_TEXT: pa.array(text, type=pa.string())}))
+        done += part.num_rows
+    return done

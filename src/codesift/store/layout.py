@@ -19,6 +19,10 @@ class IndexLayout:
         return self.index_dir / "lancedb"
 
     @property
+    def embed_cache(self) -> Path:
+        return self.index_dir / "embed-cache.sqlite"
+
+    @property
     def lock(self) -> Path:
         return self.index_dir / "writer.lock"
 
