@@ -59,6 +59,8 @@ def main() -> int:
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--work", type=Path, default=HERE / ".work", help="work dir (default benchmarks/.work)")
+    ap.add_argument("--index-dir", type=Path, help="the index to use (default: under --work)")
+    ap.add_argument("--no-index", action="store_true", help="search the existing index as it is; do not run codesift index")
     ap.add_argument("--output", type=Path, default=HERE / "EVAL.md", help="Markdown report ('-' for none)")
     args = ap.parse_args()
 
@@ -66,15 +68,17 @@ def main() -> int:
     work = args.work.resolve()
     tag = f"{args.name}-seed{args.seed}-q{args.max_queries}"
     out = work / f"eval-{tag}"
-    index_dir = work / f"index-{args.name}-{args.embedder.replace(':', '_').replace('/', '_')}"
+    index_dir = (args.index_dir.resolve() if args.index_dir
+                 else work / f"index-{args.name}-{args.embedder.replace(':', '_').replace('/', '_')}")
     corpus = out / "corpus"
     if not (out / "queries.jsonl").is_file():
         run([sys.executable, tools / "build_docstring_eval.py", args.src, out,
              "--max-queries", args.max_queries, "--seed", args.seed])
     queries = [json.loads(line) for line in (out / "queries.jsonl").read_text().splitlines() if line.strip()]
     t0 = time.monotonic()
-    run(codesift("index", corpus, "--index-dir", index_dir, "--embedder", args.embedder),
-        stdout=subprocess.DEVNULL)
+    if not args.no_index:
+        run(codesift("index", corpus, "--index-dir", index_dir, "--embedder", args.embedder),
+            stdout=subprocess.DEVNULL)
     index_s = time.monotonic() - t0
     sys.path.insert(0, str(REPO / "src"))
     from codesift.search.maintenance import refresh_index_dir
@@ -117,7 +121,8 @@ def main() -> int:
             f"({n_chunks} chunks), embedder `{args.embedder}`, k={args.k}. "
             "A hit is right when it overlaps the answer's lines; `tight_` also requires it to be at most "
             "twice the answer's length + 10 lines. s/query includes loading the model once per mode "
-            f"(indexing took {index_s:.0f}s this run).\n\n" + table + "\n", encoding="utf-8")
+            + (f"(indexing took {index_s:.0f}s this run)" if not args.no_index else "(existing index)")
+            + ".\n\n" + table + "\n", encoding="utf-8")
         print(f"wrote {args.output}", file=sys.stderr)
     return 0
 

@@ -23,7 +23,7 @@ from support.harness import FAULTS, Codesift, live_status, sample_tree, wait_for
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip install 'codesift[ray]'")
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
 
 RAY_RUN_TIMEOUT = 180  # seconds for one CLI run that starts Ray (start-up alone is ~7-15 s on 2 cores)
 
@@ -197,13 +197,14 @@ def test_without_ray_the_engine_names_the_extra(cs):
 def test_killed_driver_resumes_to_exactly_a_clean_run(tmp_path):
     cs = Codesift(tmp_path)
     sample_tree(cs.root, files=60)
-    proc = subprocess.Popen(cs.index_args(FAULTS + "slow", "--engine", "ray"), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=cs.env(FAULT_DELAY_S="0.6"),
+    proc = subprocess.Popen(cs.index_args(FAULTS + "slow", "--engine", "ray", "--batch-size", "8"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cs.env(FAULT_DELAY_S="1.0"),
                             start_new_session=True)
     _SESSIONS.append(proc.pid)
     try:
         written = wait_for(lambda: (live_status(cs.index_dir) or {}).get("chunks", {}).get("written", 0), 120,
                            "the first committed chunks")
+        assert proc.poll() is None, "the run finished before it could be killed"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
     finally:

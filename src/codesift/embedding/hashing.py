@@ -21,7 +21,7 @@ _COUNT = re.compile(r"\w+|[^\w\s]")
 
 _TRIGRAM_WEIGHT = 0.35
 _PIECE_WEIGHT = 0.7
-_CACHE_LIMIT = 200_000
+_CACHE_LIMIT = 20_000  # bounded: RSS must stay flat on large corpora
 
 
 class HashEmbedder:

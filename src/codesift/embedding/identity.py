@@ -6,7 +6,7 @@ no-change re-index free of onnxruntime.
 
 from __future__ import annotations
 
-MINILM_NAME = "minilm-l6-v2-int8"
+MINILM_NAME = "minilm-l6-v2-int8pc"  # the per-channel requantised model (see embedding/quantize.py)
 MINILM_DIM = 384
 HASH_DEFAULT_DIM = 256
 

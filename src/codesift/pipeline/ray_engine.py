@@ -55,7 +55,7 @@ log = logging.getLogger("codesift.pipeline.ray")
 RAY_EXTRA_HINT = "pip install 'codesift[ray]'"
 RAY_START_TIMEOUT_S = 180.0  # ray import + ray.init (+ joining a cluster)
 RAY_SHUTDOWN_TIMEOUT_S = 30.0
-READ_BATCH_FILES = 32  # files per read+chunk task
+READ_BATCH_FILES = 16  # files per read+chunk task (and per input block)
 EMBED_BATCH_FILES = 16  # files per embed actor call (split into --batch-size embed calls)
 
 # Output row kinds besides the ReadOutcome kinds (text, unchanged, skipped, error).

@@ -136,6 +136,9 @@ class IndexRun:
         self._batch_no = 0
         self._queues: dict[str, asyncio.Queue] = {}
         self._cache = None
+        self._tg: asyncio.TaskGroup | None = None
+        self._prefetching = False
+        self._store_lock = asyncio.Lock()
 
     # ------------------------------------------------------------------ helpers
     async def _put(self, q: asyncio.Queue, item: object, stage: str, qname: str) -> None:
@@ -183,10 +186,20 @@ class IndexRun:
             raise EmbedderMismatchError(
                 f"this index was built with embedder {have} (dim {meta.get('dim')}); this run uses "
                 f"{name} (dim {dim}). Pass --full to rebuild the index with {name}",
-                stage="embed",
             )
 
+    def _prefetch_store(self) -> None:
+        """Start opening the chunk table (importing LanceDB takes ~1 s) while the first
+        files are read, chunked and embedded, instead of when the first write is due."""
+        if self._store is None and self._tg is not None and not self._prefetching:
+            self._prefetching = True
+            self._tg.create_task(self._get_store(), name="open-store")
+
     async def _get_store(self):
+        async with self._store_lock:
+            return await self._open_store()
+
+    async def _open_store(self):
         if self._store is None:
             from ..store.chunks import ChunkStore
 
@@ -277,6 +290,7 @@ class IndexRun:
                         self.stats.notes.append({"path": prev.path, "note": prev.reason})
                     continue
                 self.stats.files_to_index += 1
+                self._prefetch_store()
                 await self._put(read_q, item, "discover", "read")
         if complete and not self.stopping:
             for path in sorted(set(self._files) - seen):
@@ -654,11 +668,13 @@ class IndexRun:
                 done.set()
 
         async with asyncio.TaskGroup() as tg:
+            self._tg = tg
             tg.create_task(self._monitor(done), name="monitor")
             tg.create_task(self._discover(read_q, write_q), name="discover")
             tg.create_task(self._read_and_chunk(read_q, embed_q, write_q), name="read")
             tg.create_task(self._embed(embed_q, write_q), name="embed")
             tg.create_task(writer(), name="write")
+        self._tg = None
 
     async def _salvage(self) -> None:
         """After a failure: commit what was complete (in-flight write, buffer, write queue)."""

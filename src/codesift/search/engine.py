@@ -71,10 +71,15 @@ class Searcher:
         return self._text_col
 
     def embedder(self):
+        """The embedder the index was built with: queries must be embedded by the same model."""
         if self._embedder is None:
             from ..embedding import load_embedder
 
-            self._embedder = load_embedder(self.embedder_spec)
+            emb = load_embedder(self.embedder_spec)
+            built = _index_meta(self.layout).get("embedder")
+            if built and emb.name != built:
+                emb = _compatible_embedder(self.embedder_spec, built, emb)
+            self._embedder = emb
         return self._embedder
 
     def _empty(self) -> bool:
@@ -229,20 +234,40 @@ def _where(k: int, mode: str, filters: dict) -> str | None:
     return where_clause(lang=filters.get("lang"), path=filters.get("path"))
 
 
-def _index_spec(layout: IndexLayout) -> str:
-    """The embedder spec the index was built with (manifest), else config.json, else minilm."""
+def _index_meta(layout: IndexLayout) -> dict[str, str]:
     import sqlite3
 
     try:
         db = sqlite3.connect(f"file:{layout.manifest}?mode=ro", uri=True, timeout=5.0)
         try:
-            row = db.execute("SELECT value FROM meta WHERE key = 'spec'").fetchone()
+            return dict(db.execute("SELECT key, value FROM meta").fetchall())
         finally:
             db.close()
-        if row and row[0]:
-            return row[0]
     except sqlite3.Error:
-        pass
+        return {}
+
+
+def _compatible_embedder(spec: str, built: str, loaded):
+    """An embedder producing ``built``'s vectors, or EmbedderMismatchError."""
+    from ..errors import EmbedderMismatchError
+
+    if spec == "minilm":
+        from ..embedding import minilm
+
+        if built == getattr(minilm, "SHIPPED_NAME", None):
+            emb = minilm.MiniLMEmbedder(quantize=False)  # an index built before the per-channel model
+            if emb.name == built:
+                return emb
+    raise EmbedderMismatchError(
+        f"this index was built with embedder {built}; {spec!r} now loads {loaded.name}. "
+        "Rebuild it: codesift index --full", stage="search")
+
+
+def _index_spec(layout: IndexLayout) -> str:
+    """The embedder spec the index was built with (manifest), else config.json, else minilm."""
+    spec = _index_meta(layout).get("spec")
+    if spec:
+        return spec
     try:
         return json.loads((layout.index_dir / "config.json").read_text()).get("embedder", "minilm")
     except (OSError, ValueError):

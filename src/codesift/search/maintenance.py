@@ -95,3 +95,14 @@ def rebuild_search_text(store, batch_rows: int = 4096) -> int:
             pa.table({"id": part["id"], SEARCH_TEXT: pa.array(text, type=pa.string())}))
         done += part.num_rows
     return done
+
+
+def ensure_search_text(store) -> bool:
+    """Migrate a chunk table written before the ``search_text`` column existed (adds and
+    fills it; no re-embedding). Cheap when there is nothing to do. Call it under the
+    writer lock before adding rows built by ``build_rows``. True when it migrated."""
+    table = getattr(store, "table", store)
+    if table is None or SEARCH_TEXT in table.schema.names:
+        return False
+    rebuild_search_text(table)
+    return True

@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""Measurements that run in their own process, started by ``benchmarks/run.py``.
+
+Each prints one JSON object on stdout::
+
+    workers.py embed-only INDEX_DIR [--batch-size 16] [--threads 0]
+    workers.py warm-search ROOT INDEX_DIR QUERIES_FILE [-k 10]
+    workers.py mcp ROOT INDEX_DIR QUERIES_FILE [--init-runs 5] [-k 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def _peak_rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def pct(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100)."""
+    s = sorted(values)
+    if not s:
+        return float("nan")
+    rank = max(1, min(len(s), round(q / 100 * len(s) + 0.5)))
+    return s[rank - 1]
+
+
+def embed_only(args) -> dict:
+    """Embed exactly the chunk texts the index holds, with the same embedder, alone."""
+    from codesift.embedding.registry import load_embedder
+    from codesift.models import Chunk
+    from codesift.pipeline.stages import embedding_texts
+    from codesift.store.schema import TABLE_NAME
+
+    import lancedb
+
+    db = lancedb.connect(str(Path(args.index_dir) / "lancedb"))
+    cols = ["path", "language", "symbol", "kind", "start_line", "end_line", "content"]
+    tbl = db.open_table(TABLE_NAME).to_arrow().select(cols).to_pylist()
+    # the order the pipeline sees them: file by file, top to bottom
+    tbl.sort(key=lambda r: (r["path"], r["start_line"], r["end_line"]))
+    chunks = [Chunk(r["path"], r["language"] or "", r["symbol"] or "", r["kind"] or "",
+                    r["start_line"], r["end_line"], r["content"]) for r in tbl]
+    texts = embedding_texts(chunks)
+    del tbl, chunks
+    t0 = time.perf_counter()
+    emb = load_embedder(args.embedder, threads=args.threads)
+    load_s = time.perf_counter() - t0
+    b = args.batch_size
+    t0 = time.perf_counter()
+    cpu0 = time.process_time()
+    for i in range(0, len(texts), b):
+        emb.embed(texts[i:i + b])
+    wall = time.perf_counter() - t0
+    return {"chunks": len(texts), "embed_s": wall, "cpu_s": time.process_time() - cpu0,
+            "load_s": load_s, "chunks_per_s": len(texts) / wall, "embedder": emb.name,
+            "peak_rss_bytes": _peak_rss()}
+
+
+def warm_search(args) -> dict:
+    import codesift
+
+    queries = Path(args.queries).read_text(encoding="utf-8").splitlines()
+    t0 = time.perf_counter()
+    idx = codesift.open(args.root, args.index_dir)
+    idx.search(queries[0], k=args.k)  # load the model and open the table
+    first_s = time.perf_counter() - t0
+    times = []
+    for q in queries:
+        t = time.perf_counter()
+        hits = idx.search(q, k=args.k)
+        times.append(time.perf_counter() - t)
+        assert hits, q
+    return {"queries": len(times), "first_search_s": first_s, "p50_s": statistics.median(times),
+            "p99_s": pct(times, 99), "mean_s": statistics.mean(times), "max_s": max(times),
+            "peak_rss_bytes": _peak_rss()}
+
+
+class McpClient:
+    """A newline-delimited JSON-RPC client for ``codesift mcp`` over stdio."""
+
+    def __init__(self, root: str, index_dir: str) -> None:
+        self.t_spawn = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "codesift", "mcp", root, "--index-dir", index_dir],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0)
+        self._id = 0
+
+    def request(self, method: str, params: dict | None = None) -> dict:
+        self._id += 1
+        msg = {"jsonrpc": "2.0", "id": self._id, "method": method, "params": params or {}}
+        self.proc.stdin.write(json.dumps(msg).encode() + b"\n")
+        self.proc.stdin.flush()
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"MCP server closed stdout during {method}")
+            reply = json.loads(line)
+            if reply.get("id") == self._id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply["result"]
+
+    def notify(self, method: str) -> None:
+        self.proc.stdin.write(json.dumps({"jsonrpc": "2.0", "method": method}).encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def initialize(self) -> float:
+        self.request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                    "clientInfo": {"name": "codesift-bench", "version": "0"}})
+        elapsed = time.perf_counter() - self.t_spawn
+        self.notify("notifications/initialized")
+        return elapsed
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=15)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def mcp(args) -> dict:
+    inits = []
+    for _ in range(args.init_runs):
+        c = McpClient(args.root, args.index_dir)
+        try:
+            inits.append(c.initialize())
+        finally:
+            c.close()
+    queries = Path(args.queries).read_text(encoding="utf-8").splitlines()
+    c = McpClient(args.root, args.index_dir)
+    try:
+        c.initialize()
+        t0 = time.perf_counter()
+        c.request("tools/call", {"name": "search_code", "arguments": {"query": queries[0], "k": args.k}})
+        first_s = time.perf_counter() - t0
+        times = []
+        for q in queries:
+            t = time.perf_counter()
+            res = c.request("tools/call", {"name": "search_code", "arguments": {"query": q, "k": args.k}})
+            times.append(time.perf_counter() - t)
+            if res.get("isError"):
+                raise RuntimeError(f"search_code failed: {res}")
+    finally:
+        c.close()
+    return {"initialize_s": inits, "initialize_median_s": statistics.median(inits),
+            "first_search_s": first_s, "queries": len(times), "p50_s": statistics.median(times),
+            "p99_s": pct(times, 99), "mean_s": statistics.mean(times)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("embed-only")
+    p.add_argument("index_dir")
+    p.add_argument("--embedder", default="minilm")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--threads", type=int, default=0)
+    p = sub.add_parser("warm-search")
+    p.add_argument("root")
+    p.add_argument("index_dir")
+    p.add_argument("queries")
+    p.add_argument("-k", type=int, default=10)
+    p = sub.add_parser("mcp")
+    p.add_argument("root")
+    p.add_argument("index_dir")
+    p.add_argument("queries")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--init-runs", type=int, default=5)
+    args = ap.parse_args()
+    fn = {"embed-only": embed_only, "warm-search": warm_search, "mcp": mcp}[args.cmd]
+    print(json.dumps(fn(args)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
