@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import os
 import statistics
 import sys
 import sysconfig
@@ -136,32 +137,39 @@ def main() -> int:
         quality[k]["top5_overlap_fp32"] = float(overlap)
         print(f"quality {k:18s} top-5 neighbour overlap with fp32 {overlap:.3f}")
 
-    speed = {}
-    for k, e in emb.items():
-        med, times = timed(lambda: embed_calls(e, texts), args.runs)
-        speed[k] = {"chunks_per_s": len(texts) / med, "runs_s": times}
-        print(f"speed {k:18s} {len(texts) / med:6.1f} chunks/s (calls of 16, default batching {default})", flush=True)
-
-    batching = {}
+    # Timing: all variants interleaved round by round (the machine is shared and noisy;
+    # interleaving spreads any load change over every variant), median per variant.
+    variants = [(f"model {k}", e, default) for k, e in emb.items()]
     if not args.skip_batching:
         e = emb["per-channel-int8"]
-        variants = [("b16 tok256 (current)", 16, 256), ("b16 pad-to-longest", 16, 10**9),
-                    ("b16 tok512", 16, 512), ("b16 tok1024", 16, 1024), ("b16 tok2048", 16, 2048),
-                    ("b8 pad-to-longest", 8, 10**9), ("b4 pad-to-longest", 4, 10**9), ("b1", 1, 10**9)]
-        for label, b, tk in variants:
+        for label, b, tk in [("b16 tok256 (current)", 16, 256), ("b16 pad-to-longest", 16, 10**9),
+                             ("b16 tok512", 16, 512), ("b16 tok1024", 16, 1024),
+                             ("b8 pad-to-longest", 8, 10**9), ("b1", 1, 10**9)]:
+            variants.append((f"batching {label}", e, (b, tk)))
+    order = sorted(range(len(texts)), key=lambda i: ntok[i])
+    sorted_texts = [texts[i] for i in order]
+    times: dict[str, list[float]] = {v[0]: [] for v in variants}
+    if not args.skip_batching:
+        times["batching global sort, b16 pad-to-longest"] = []
+    for rnd in range(args.runs + 1):
+        for label, e, (b, tk) in variants:
             with_batching(b, tk)()
-            med, times = timed(lambda: embed_calls(e, texts), args.runs)
-            batching[label] = len(texts) / med
-            print(f"batching {label:22s} {len(texts) / med:6.1f} chunks/s", flush=True)
-        # what a cross-call sort (texts sorted by length before cutting calls of 16) would give
-        order = sorted(range(len(texts)), key=lambda i: ntok[i])
-        sorted_texts = [texts[i] for i in order]
-        for label, b, tk in [("global sort, b16 tok256", 16, 256), ("global sort, b16 pad-to-longest", 16, 10**9)]:
-            with_batching(b, tk)()
-            med, _ = timed(lambda: embed_calls(e, sorted_texts), args.runs)
-            batching[label] = len(texts) / med
-            print(f"batching {label:32s} {len(texts) / med:6.1f} chunks/s", flush=True)
-        with_batching(*default)()
+            t0 = time.perf_counter()
+            embed_calls(e, texts)
+            if rnd:
+                times[label].append(time.perf_counter() - t0)
+        if not args.skip_batching:
+            with_batching(16, 10**9)()
+            t0 = time.perf_counter()
+            embed_calls(emb["per-channel-int8"], sorted_texts)
+            if rnd:
+                times["batching global sort, b16 pad-to-longest"].append(time.perf_counter() - t0)
+        print(f"round {rnd} done, load {os.getloadavg()[0]:.1f}", flush=True)
+    with_batching(*default)()
+    speed = {label: {"chunks_per_s": len(texts) / statistics.median(t), "runs_s": t} for label, t in times.items()}
+    for label, v in speed.items():
+        print(f"{label:45s} {v['chunks_per_s']:6.1f} chunks/s", flush=True)
+    batching = {}
 
     out = {"texts": len(texts), "threads": args.threads, "runs": args.runs,
            "tokens": {"median": statistics.median(ntok), "mean": statistics.mean(ntok), "max": max(ntok)},

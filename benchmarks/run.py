@@ -173,7 +173,7 @@ def measure_full_index(runs: int, batch_size: int) -> tuple[dict, Path]:
         idx = WORK / f"idx-minilm-run{i}"
         shutil.rmtree(idx, ignore_errors=True)
         la = loadavg()
-        r = run_rss(index_cmd(CORPUS, idx, "--full", "--batch-size", str(batch_size)))
+        r = run_rss(index_cmd(CORPUS, idx, "--batch-size", str(batch_size)))
         s = json.loads(r["stdout"])
         if s["status"] != "ok":
             raise RuntimeError(f"full index failed: {s.get('error')}")
@@ -197,16 +197,18 @@ def measure_full_index(runs: int, batch_size: int) -> tuple[dict, Path]:
     return summary, keep
 
 
-def measure_embed_only(index_dir: Path, runs: int, batch_size: int) -> dict:
+def measure_embed_only(index_dir: Path, runs: int, batch_size: int, max_seconds: float = 0) -> dict:
     out = []
     for i in range(runs):
-        r = run_timed([PY, WORKERS, "embed-only", index_dir, "--batch-size", batch_size])
+        r = run_timed([PY, WORKERS, "embed-only", index_dir, "--batch-size", batch_size,
+                       "--max-seconds", max_seconds])
         rec = json.loads(r["stdout"])
         rec["process_wall_s"] = r["wall_s"]
         log(f"embed-only run {i + 1}/{runs}: {rec['embed_s']:.1f} s for {rec['chunks']} chunks "
             f"({rec['chunks_per_s']:.1f}/s), model load {rec['load_s']:.2f} s")
         out.append(rec)
     return {"embed_s": median([r["embed_s"] for r in out]), "chunks": out[0]["chunks"],
+            "cpu_s": median([r["cpu_s"] for r in out]), "extrapolated": any(r.get("extrapolated") for r in out),
             "chunks_per_s": median([r["chunks_per_s"] for r in out]),
             "load_s": median([r["load_s"] for r in out]), "runs": out}
 
@@ -353,7 +355,7 @@ def measure_scale(sizes: list[int]) -> dict:
         gen_s = time.perf_counter() - t0
         shutil.rmtree(idx, ignore_errors=True)
         la = loadavg()
-        r = run_rss(index_cmd(corpus, idx, "--full", "--embedder", "hash"))
+        r = run_rss(index_cmd(corpus, idx, "--embedder", "hash"))
         s = json.loads(r["stdout"])
         if s["status"] != "ok":
             raise RuntimeError(f"scale {n} failed: {s.get('error')}")
@@ -510,6 +512,10 @@ def write_report(r: dict) -> None:
     (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
 
 
+def write_report_partial(results: dict) -> None:
+    (WORK / "results.partial.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="1 run each, fewer queries, small scale")
@@ -517,13 +523,30 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--skip", action="append", default=[],
                     choices=["full", "embed", "reindex", "search", "mcp", "scale"])
+    ap.add_argument("--embed-max-seconds", type=float, default=0,
+                    help="embed-only time budget (0 = every chunk; else sample and extrapolate)")
+    ap.add_argument("--reruns", type=int, default=None, help="re-index runs of each kind (default 5, quick 1)")
+    ap.add_argument("--cold-runs", type=int, default=None, help="cold CLI search processes (default 50, quick 5)")
+    ap.add_argument("--resume", default=None, help="take the skipped sections from this results JSON")
     ap.add_argument("--scale-sizes", default=None, help="comma-separated chunk counts (default 50000,100000,200000)")
     args = ap.parse_args()
     quick = args.quick
     full_runs = args.full_runs or (1 if quick else 3)
     t_start = time.perf_counter()
     WORK.mkdir(parents=True, exist_ok=True)
-    results: dict = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "quick": quick,
+    results: dict = {}
+    prev_file = Path(args.resume) if args.resume else HERE / "results.json"
+    if args.skip and prev_file.exists():
+        # a partial run: keep the figures of the skipped sections from the last run
+        prev = json.loads(prev_file.read_text())
+        keys = {"full": ["full_index"], "embed": ["embed_only"], "reindex": ["reindex"], "search": ["search"],
+                "mcp": ["mcp"], "scale": ["scale"]}
+        for sk in args.skip:
+            for key in keys[sk]:
+                if key in prev:
+                    results[key] = prev[key]
+        results["runs_note_previous"] = prev.get("runs_note")
+    results |= {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "quick": quick,
                      "machine": machine(), "batch_size": args.batch_size, "loadavg_start": loadavg(),
                      "runs_note": ""}
     log(f"machine: {results['machine']['cpu']}, {results['machine']['cpus']} CPUs, load {loadavg():.1f}")
@@ -539,19 +562,24 @@ def main() -> int:
     log(f"embedder {results['embedder_name']} ready in {results['model_prepare_s']:.1f} s")
 
     index_dir = WORK / "idx-minilm"
-    reruns = 1 if quick else 5
+    reruns = args.reruns or (1 if quick else 5)
+    cold_runs = args.cold_runs or (5 if quick else 50)
     if "full" not in args.skip:
         results["full_index"], index_dir = measure_full_index(full_runs, args.batch_size)
+        write_report_partial(results)
     elif not (index_dir / "manifest.sqlite").exists():
         sys.exit(f"--skip full needs an existing index in {index_dir}")
     if "embed" not in args.skip:
-        results["embed_only"] = measure_embed_only(index_dir, 1 if quick else min(full_runs, 2), args.batch_size)
+        results["embed_only"] = measure_embed_only(index_dir, 1 if quick else min(full_runs, 2), args.batch_size,
+                                                   args.embed_max_seconds)
+        write_report_partial(results)
     if "reindex" not in args.skip:
-        results["reindex"] = measure_reindex(index_dir, 1 if quick else reruns)
+        results["reindex"] = measure_reindex(index_dir, reruns)
+        write_report_partial(results)
     queries = make_queries(index_dir, 20 if quick else 60)
     results["search_queries_sample"] = queries[:10]
     if "search" not in args.skip:
-        results["search"] = measure_search(index_dir, queries, 5 if quick else 50)
+        results["search"] = measure_search(index_dir, queries, cold_runs)
     if "mcp" not in args.skip:
         if not (WORK / "queries.txt").exists():
             (WORK / "queries.txt").write_text("\n".join(queries) + "\n")
@@ -560,8 +588,8 @@ def main() -> int:
         sizes = [int(x) for x in (args.scale_sizes or ("5000,10000,20000" if quick else "50000,100000,200000")).split(",")]
         results["scale"] = measure_scale(sizes)
     results["runs_note"] = (f"full index {full_runs} run(s), embed-only {1 if quick else min(full_runs, 2)}, "
-                            f"re-index {1 if quick else reruns} each, cold CLI search "
-                            f"{5 if quick else 50} processes, warm search {len(queries)} queries, "
+                            f"re-index {reruns} each, cold CLI search "
+                            f"{cold_runs} processes, warm search {len(queries)} queries, "
                             f"MCP initialize {2 if quick else 5}, scale 1 run per size")
     results["loadavg_end"] = loadavg()
     results["elapsed_s"] = time.perf_counter() - t_start

@@ -99,14 +99,19 @@ def rows_with_vectors(index_dir: Path) -> dict[str, tuple]:
     return {r[0]: r for r in zip(*cols)}
 
 
-def assert_same_rows(ray_dir: Path, local_dir: Path, atol: float) -> None:
+def assert_same_rows(ray_dir: Path, local_dir: Path, *, atol: float | None = None,
+                     min_cosine: float | None = None) -> None:
     import numpy as np
 
     a, b = rows_with_vectors(ray_dir), rows_with_vectors(local_dir)
     assert a and sorted(a) == sorted(b)
     for cid, row in a.items():
         assert row[:5] == b[cid][:5]
-        assert np.allclose(row[5], b[cid][5], atol=atol), cid
+        u, v = np.asarray(row[5]), np.asarray(b[cid][5])
+        if atol is not None:
+            assert np.allclose(u, v, atol=atol), cid
+        if min_cosine is not None:
+            assert float(u @ v) / (np.linalg.norm(u) * np.linalg.norm(v)) >= min_cosine, cid
 
 
 # ----------------------------------------------------------------- one clean run, many checks
@@ -234,4 +239,7 @@ def test_default_model_rows_match_the_local_engine(tmp_path):
                timeout=RAY_RUN_TIMEOUT)
     assert r.code == 0, r.stderr
     assert json.loads(out)["chunks"]["total"] == r.summary["chunks"]["total"]
-    assert_same_rows(cs.index_dir, local, atol=1e-4)
+    # The int8 MiniLM quantises activations per call, so a vector depends slightly on
+    # the other texts in its embed call (the local engine's own batches vary with timing):
+    # measured cosine >= 0.99 between a text embedded alone and in a batch of 16.
+    assert_same_rows(cs.index_dir, local, min_cosine=0.98)

@@ -12,7 +12,7 @@ every line of the file lies in exactly one piece (blank-only pieces are dropped 
 
 from __future__ import annotations
 
-import time
+import threading
 from typing import Any
 
 from .budget import LineCosts
@@ -354,37 +354,33 @@ class SyntaxChunker:
 
 
 def parse(lang: str, data: bytes, timeout_s: float) -> Any:
-    """Parse ``data``; raise ``ParseFailed`` on an exception or when ``timeout_s`` passes."""
-    parser = get_parser(lang)
-    deadline = time.monotonic() + timeout_s
-    timed_out = False
-    size = len(data)
-    view = memoryview(data)
-    step = 1 << 16
+    """Parse ``data``; raise ``ParseFailed`` on an exception or when ``timeout_s`` passes.
 
-    def read(offset: int, _point: Any) -> bytes:
-        if offset >= size:
-            return b""
-        return bytes(view[offset:offset + step])
+    The parse runs on its own daemon thread and is abandoned at the deadline (it can
+    only burn CPU until tree-sitter finishes; it can never keep the process alive).
+    tree-sitter 0.26 has a cancelling progress callback, but only for the read-callback
+    form of ``parse``, which leaks every chunk the callback returns (measured: the whole
+    source of every file stays resident), so the bytes form is used.
+    """
+    done = threading.Event()
+    box: dict[str, Any] = {}
 
-    def progress(_state: Any, *_: Any) -> bool:
-        nonlocal timed_out
-        if time.monotonic() > deadline:
-            timed_out = True
-            return True
-        return False
+    def work() -> None:
+        try:
+            box["tree"] = get_parser(lang).parse(data)
+        except BaseException as exc:  # handed to the waiting caller below
+            box["error"] = exc
+        finally:
+            done.set()
 
-    try:
-        tree = parser.parse(read, progress_callback=progress)
-    except Exception as exc:  # noqa: BLE001 - any parser failure means: use line windows
-        parser.reset()
-        if timed_out:
-            raise ParseFailed(f"parse deadline of {timeout_s:g}s exceeded") from None
+    threading.Thread(target=work, name=f"codesift-parse-{lang}", daemon=True).start()
+    if not done.wait(timeout_s):
+        raise ParseFailed(f"parse deadline of {timeout_s:g}s exceeded")
+    if "error" in box:
+        exc = box["error"]
         raise ParseFailed(f"parse failed ({type(exc).__name__}: {exc})") from None
+    tree = box.get("tree")
     if tree is None:
-        parser.reset()
-        if timed_out:
-            raise ParseFailed(f"parse deadline of {timeout_s:g}s exceeded")
         raise ParseFailed("parse failed (no tree)")
     return tree
 

@@ -74,6 +74,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache is an ordinary readable file
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -587,6 +587,34 @@ class IndexRun:
                     self.stats.files_indexed += 1
                     self.stats.chunks_written += it.chunk_count
 
+    async def _refresh_search_indexes(self) -> None:
+        """Rebuild the full-text and scalar indexes once enough rows are unindexed.
+
+        Rows added since the last build are still searched (a flat pass over just those
+        rows), so a small incremental run skips the rebuild; it happens when no index
+        exists yet or the unindexed rows pass max(2,000, 10% of the table).
+        """
+        written = self.stats.chunks_written
+        if self._store is None or not (written or self.stats.chunks_deleted):
+            return
+        meta = self._manifest.meta()
+        unindexed = int(meta.get("search_unindexed_rows", "-1"))
+        unindexed = written if unindexed < 0 else unindexed + written
+        built = meta.get("search_indexes_built") == "1"
+        if built and unindexed < max(2000, self.stats.chunks_total // 10):
+            self._manifest.set_meta(search_unindexed_rows=str(unindexed))
+            return
+        from ..search.maintenance import refresh_search_indexes
+
+        try:
+            done = await run_in_thread(refresh_search_indexes, self._store, timeout_s=self.cfg.write_timeout_s,
+                                       stage="write", what="rebuilding the search indexes")
+        except StageTimeoutError as exc:
+            log.warning("%s; searches stay correct (unindexed rows are scanned), only slower", exc.one_line())
+            return
+        if done.get("fts"):
+            self._manifest.set_meta(search_unindexed_rows="0", search_indexes_built="1")
+
     async def _monitor(self, done: asyncio.Event) -> None:
         while not done.is_set():
             try:
@@ -757,6 +785,8 @@ class IndexRun:
                     status = "failed"
                 await self._salvage()
             self.stats.chunks_total = self._manifest.counts()["chunks"]
+            if not self._writer_failed:
+                await self._refresh_search_indexes()
             self.memory.sample()
             self.stats.peak_rss = self.memory.peak
             result = RunResult(status, self.stats, time.monotonic() - t0, error, embedder=self._embedder)
