@@ -89,7 +89,7 @@ def test_parse_deadline_falls_back_to_line_windows_and_is_recorded(cs):
     r = cs.index(FAULTS + "clean", "--parse-timeout", "0.0001")
     assert r.code == 0, r.stderr
     notes = {n["path"]: n["note"] for n in r.summary["files"]["notes"]}
-    assert "parse deadline" in notes["big.py"]
+    assert "parse deadline" in notes.get("big.py", ""), (r.summary, r.stderr)
     code, report = cs.verify()
     assert code == 0, report  # every line still covered
     strict = cs.index(FAULTS + "clean", "--strict", "--full", "--parse-timeout", "0.0001")
