@@ -262,7 +262,7 @@ def minilm():
 
 def test_minilm_attributes(minilm):
     assert isinstance(minilm, Embedder)
-    assert (minilm.name, minilm.dim, minilm.max_tokens) == ("minilm-l6-v2-int8", 384, 256)
+    assert (minilm.name, minilm.dim, minilm.max_tokens) == ("minilm-l6-v2-int8pc", 384, 256)
     assert minilm.threads >= 1
 
 

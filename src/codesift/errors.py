@@ -13,6 +13,9 @@ class CodesiftError(Exception):
     """Root of every error codesift raises on purpose."""
 
     exit_code = 1
+    # A stage failure reads "embed stage failed on batch 3: ..."; a plain refusal (no
+    # index, bad option, lock held) reads as its message alone.
+    show_stage = True
 
     def __init__(
         self,
@@ -47,7 +50,7 @@ class CodesiftError(Exception):
 
     def one_line(self) -> str:
         parts = []
-        if self.stage:
+        if self.stage and self.show_stage:
             parts.append(f"{self.stage} stage failed")
         if self.batch:
             parts.append(f"on {self.batch}")
@@ -67,19 +70,27 @@ class CodesiftError(Exception):
 class ConfigError(CodesiftError):
     """The user asked for something that cannot work (bad option, bad embedder spec)."""
 
+    show_stage = False
+
     exit_code = 2
 
 
 class IndexLockedError(CodesiftError):
     """Another process holds the index's writer lock."""
 
+    show_stage = False
+
 
 class NoIndexError(CodesiftError):
     """There is no index at the expected place."""
 
+    show_stage = False
+
 
 class EmbedderMismatchError(CodesiftError):
     """The index was built with another embedder; only ``--full`` may replace it."""
+
+    show_stage = False
 
 
 class StageError(CodesiftError):

@@ -12,7 +12,8 @@ every line of the file lies in exactly one piece (blank-only pieces are dropped 
 
 from __future__ import annotations
 
-import threading
+import time
+import warnings
 from typing import Any
 
 from .budget import LineCosts
@@ -356,32 +357,30 @@ class SyntaxChunker:
 def parse(lang: str, data: bytes, timeout_s: float) -> Any:
     """Parse ``data``; raise ``ParseFailed`` on an exception or when ``timeout_s`` passes.
 
-    The parse runs on its own daemon thread and is abandoned at the deadline (it can
-    only burn CPU until tree-sitter finishes; it can never keep the process alive).
-    tree-sitter 0.26 has a cancelling progress callback, but only for the read-callback
-    form of ``parse``, which leaks every chunk the callback returns (measured: the whole
-    source of every file stays resident), so the bytes form is used.
+    The deadline is tree-sitter's own ``timeout_micros``, checked inside the C parser:
+    a parse holds the GIL, so no Python-level watchdog could interrupt it. (tree-sitter
+    0.26 replaced it with a progress callback that only works with the read-callback
+    form of ``parse``, which leaks every chunk it returns — measured: the source of
+    every parsed file stays resident — hence the pin to 0.25.)
     """
-    done = threading.Event()
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            box["tree"] = get_parser(lang).parse(data)
-        except BaseException as exc:  # handed to the waiting caller below
-            box["error"] = exc
-        finally:
-            done.set()
-
-    threading.Thread(target=work, name=f"codesift-parse-{lang}", daemon=True).start()
-    if not done.wait(timeout_s):
-        raise ParseFailed(f"parse deadline of {timeout_s:g}s exceeded")
-    if "error" in box:
-        exc = box["error"]
+    parser = get_parser(lang)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        parser.timeout_micros = max(1, int(timeout_s * 1_000_000))
+    started = time.monotonic()
+    try:
+        tree = parser.parse(data)
+    except ValueError as exc:  # tree-sitter 0.25 raises "Parsing failed" on timeout
+        parser.reset()
+        if time.monotonic() - started >= timeout_s * 0.9:
+            raise ParseFailed(f"parse deadline of {timeout_s:g}s exceeded") from None
+        raise ParseFailed(f"parse failed ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - any parser failure means: use line windows
+        parser.reset()
         raise ParseFailed(f"parse failed ({type(exc).__name__}: {exc})") from None
-    tree = box.get("tree")
     if tree is None:
-        raise ParseFailed("parse failed (no tree)")
+        parser.reset()
+        raise ParseFailed(f"parse deadline of {timeout_s:g}s exceeded")
     return tree
 
 
