@@ -106,4 +106,6 @@ class HashEmbedder:
         return out
 
     def count_tokens(self, texts: list[str]) -> list[int]:
-        return [len(_COUNT.findall(t)) for t in texts]
+        # No token limit here: this only sizes chunks, so a cheap length estimate
+        # (about four characters a token) does; a regex pass cost a fifth of indexing.
+        return [len(t) // 4 + 1 for t in texts]
