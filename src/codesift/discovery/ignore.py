@@ -34,6 +34,8 @@ does not follow them either).
 
 from __future__ import annotations
 
+import logging
+
 import os
 import re
 import stat
@@ -44,6 +46,8 @@ CODESIFTIGNORE = ".codesiftignore"
 
 _MAX_IGNORE_FILE = 8 * 1024 * 1024
 _translate = None
+
+log = logging.getLogger("codesift.discovery")
 
 
 def _translator():
@@ -175,7 +179,8 @@ def compile_layer(text: str, base: str, *, reinclude: bool = False) -> Layer | N
             continue
         try:
             regex, include = translate(line)
-        except Exception:  # an invalid pattern is ignored, as git does
+        except Exception as exc:  # an invalid pattern is skipped, as git does, but not silently
+            log.warning("%s: ignoring invalid pattern %r (%s)", base or ".", line, exc)
             continue
         if regex is None or include is None:
             continue
