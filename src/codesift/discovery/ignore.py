@@ -35,7 +35,6 @@ does not follow them either).
 from __future__ import annotations
 
 import logging
-
 import os
 import re
 import stat
