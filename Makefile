@@ -23,5 +23,11 @@ test: install
 eval: install
 	$(BIN)/python benchmarks/eval.py
 
+bench: install
+	$(BIN)/python benchmarks/run.py
+
+bench-peer: install
+	$(BIN)/python benchmarks/peer.py
+
 clean:
 	rm -rf $(VENV) .codesift

@@ -253,6 +253,11 @@ COMMANDS = {"init": cmd_init, "index": cmd_index, "search": cmd_search, "similar
 
 
 def main(argv: list[str] | None = None) -> int:
+    import faulthandler
+    import signal
+
+    # `kill -USR1 PID` dumps every thread's stack to stderr: a hang is diagnosable.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
     try:

@@ -392,7 +392,8 @@ class RayIndexRun(IndexRun):
 
     async def _job_watchdog(self, done: asyncio.Event) -> None:
         try:
-            await asyncio.wait_for(done.wait(), self.cfg.job_timeout_s)
+            async with asyncio.timeout(self.cfg.job_timeout_s):
+                await done.wait()
         except TimeoutError:
             raise StageTimeoutError(f"the job did not finish within {self.cfg.job_timeout_s:g}s (--job-timeout)",
                                     stage="ray") from None

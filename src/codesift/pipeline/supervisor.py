@@ -1,5 +1,10 @@
 """The local engine: the stage functions driven under structured concurrency.
 
+Deadlines use ``asyncio.timeout`` rather than ``asyncio.wait_for``: on Python 3.11,
+``wait_for`` wraps the awaitable in a task of its own, and a cancellation that lands
+while that inner task is finishing can be lost, leaving the cancelled stage waiting
+forever on a queue whose consumer is gone (seen here on a full disk).
+
 Stages (one task each) are joined by bounded queues::
 
     discover ──read_q──▶ read+chunk ──embed_q──▶ embed ──write_q──▶ write
@@ -18,6 +23,7 @@ import dataclasses
 import logging
 import os
 import signal
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -136,6 +142,7 @@ class IndexRun:
         self._batch_no = 0
         self._queues: dict[str, asyncio.Queue] = {}
         self._cache = None
+        self._cache_disabled = False
         self._tg: asyncio.TaskGroup | None = None
         self._prefetching = False
         self._store_lock = asyncio.Lock()
@@ -145,7 +152,8 @@ class IndexRun:
         st = self.stats.stage(stage)
         st.waiting()
         try:
-            await asyncio.wait_for(q.put(item), self.cfg.queue_timeout_s)
+            async with asyncio.timeout(self.cfg.queue_timeout_s):
+                await q.put(item)
         except TimeoutError as exc:
             raise StageTimeoutError(f"queue {qname} stayed full for {self.cfg.queue_timeout_s:g}s",
                                     stage=stage) from exc
@@ -156,7 +164,8 @@ class IndexRun:
         st = self.stats.stage(stage)
         st.waiting()
         try:
-            return await asyncio.wait_for(q.get(), self.cfg.queue_timeout_s)
+            async with asyncio.timeout(self.cfg.queue_timeout_s):
+                return await q.get()
         except TimeoutError as exc:
             raise StageTimeoutError(f"queue {qname} stayed empty for {self.cfg.queue_timeout_s:g}s",
                                     stage=stage) from exc
@@ -432,7 +441,11 @@ class IndexRun:
 
         cache = self._embed_cache(embedder)
         keys = [cache.key(t) for t in texts] if cache is not None else []
-        cached = cache.get_many(keys) if cache is not None else {}
+        try:
+            cached = cache.get_many(keys) if cache is not None else {}
+        except sqlite3.Error as exc:
+            self._disable_cache(exc)
+            cache, keys, cached = None, [], {}
         missing = [i for i, k in enumerate(keys) if k not in cached] if cache is not None else list(range(len(texts)))
 
         async def attempt():
@@ -456,8 +469,11 @@ class IndexRun:
             vectors = [cached.get(k) for k in keys]
             for j, i in enumerate(missing):
                 vectors[i] = fresh[j]
-            cache.put_many([(keys[i], fresh[j]) for j, i in enumerate(missing)])
             self.stats.chunks_cached += len(texts) - len(missing)
+            try:
+                cache.put_many([(keys[i], fresh[j]) for j, i in enumerate(missing)])
+            except sqlite3.Error as exc:
+                self._disable_cache(exc)
         self.stats.chunks_embedded += len(part)
         st.progress(len(part))
         for row, (item, idx) in zip(vectors, part):
@@ -468,15 +484,27 @@ class IndexRun:
 
     def _embed_cache(self, embedder):
         """The content-addressed cache, opened on first use (None when disabled)."""
-        if not self.cfg.embed_cache:
+        if not self.cfg.embed_cache or self._cache_disabled:
             return None
         if self._cache is None:
             from ..store.embed_cache import EmbedCache
 
             # Kept across --full on purpose: it is keyed by embedder and text, so it can
             # never serve a stale vector, and it makes a rebuild cheap.
-            self._cache = EmbedCache(self.layout.embed_cache, embedder.name, embedder.dim)
+            try:
+                self._cache = EmbedCache(self.layout.embed_cache, embedder.name, embedder.dim)
+            except sqlite3.Error as exc:
+                self._disable_cache(exc)
         return self._cache
+
+    def _disable_cache(self, exc: BaseException) -> None:
+        """The cache only saves time: when it fails, say so once and embed without it."""
+        log.warning("embedding cache disabled for this run (%s: %s); every chunk is embedded",
+                    type(exc).__name__, exc)
+        self._cache_disabled = True
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None
 
     async def _complete(self, item: WriteItem, write_q: asyncio.Queue) -> None:
         w = item.work
@@ -496,7 +524,8 @@ class IndexRun:
                 wait = self.cfg.queue_timeout_s
             st.waiting()
             try:
-                item = await asyncio.wait_for(write_q.get(), wait)
+                async with asyncio.timeout(wait):
+                    item = await write_q.get()
             except TimeoutError:
                 if not self._write_buffer:
                     raise StageTimeoutError(f"queue write stayed empty for {wait:g}s", stage="write") from None
@@ -618,7 +647,8 @@ class IndexRun:
     async def _monitor(self, done: asyncio.Event) -> None:
         while not done.is_set():
             try:
-                await asyncio.wait_for(done.wait(), MONITOR_INTERVAL_S)
+                async with asyncio.timeout(MONITOR_INTERVAL_S):
+                    await done.wait()
             except TimeoutError:
                 pass
             self.memory.sample()
@@ -711,7 +741,8 @@ class IndexRun:
         inflight = self._inflight_write
         if inflight is not None:
             try:
-                await asyncio.wait_for(asyncio.shield(inflight), self.cfg.write_timeout_s)
+                async with asyncio.timeout(self.cfg.write_timeout_s):
+                    await asyncio.shield(inflight)
             except (CodesiftError, TimeoutError, OSError) as exc:
                 log.error("the in-flight write failed (%s); the next run will redo it", exc)
                 return
@@ -723,7 +754,8 @@ class IndexRun:
         items, self._write_buffer = self._write_buffer, []
         if items:
             try:
-                await asyncio.wait_for(self._commit(items), self.cfg.write_timeout_s)
+                async with asyncio.timeout(self.cfg.write_timeout_s):
+                    await self._commit(items)
             except (CodesiftError, TimeoutError, OSError) as exc:
                 log.error("could not commit %d completed file(s) after the failure: %s", len(items), exc)
 

@@ -55,7 +55,8 @@ async def run_in_thread(
     thread = threading.Thread(target=target, name=f"codesift-{stage}", daemon=True)
     thread.start()
     try:
-        return await asyncio.wait_for(asyncio.shield(fut), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            return await asyncio.shield(fut)
     except TimeoutError as exc:
         raise StageTimeoutError(
             f"{what} did not finish within {timeout_s:g}s", stage=stage, path=path, batch=batch

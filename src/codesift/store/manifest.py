@@ -94,14 +94,15 @@ class Manifest:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 for sql, params in statements:
-                    if isinstance(params, list) and params and isinstance(params[0], tuple):
+                    if isinstance(params, list):  # rows for executemany (possibly none)
                         self._db.executemany(sql, params)
                     else:
                         self._db.execute(sql, tuple(params))
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # a failed COMMIT (disk full) leaves it open
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"manifest write failed: {exc}", stage="write", cause=exc) from exc
 
