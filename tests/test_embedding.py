@@ -298,7 +298,7 @@ def test_minilm_deterministic_and_batch_invariant(minilm):
     assert _cos(alone, batch[3]) > 0.99
     # order is restored after the internal length sort
     for i, text in enumerate(long_texts[:3]):
-        assert _cos(minilm.embed([text])[0], batch[i]) > 0.999
+        assert _cos(minilm.embed([text])[0], batch[i]) > 0.99
 
 
 def test_minilm_truncates_at_256_tokens(minilm):
