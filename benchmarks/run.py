@@ -486,8 +486,10 @@ RAY_EXPLANATION = [
     "(3) the embed actors start and each loads the embedder (for `minilm` the ONNX model and tokenizer, per "
     "worker); (4) every batch is pickled or converted to Arrow blocks, moved through the object store between "
     "the read/chunk tasks, the embed actors and the driver, which writes the table. With the `hash` embedder "
-    "the work itself is well under a millisecond per chunk, so these fixed and per-batch costs dominate and the local engine "
-    "(threads in one process) is faster.",
+    "the work itself is well under a millisecond per chunk, so these costs are not hidden behind model time and "
+    "the local engine (threads in one process) is faster; they weigh most on short runs (a fixed ~5-15 s). On "
+    "longer runs part of it is won back: reading and chunking run in separate Ray worker processes instead of "
+    "sharing one GIL with the embed and write threads (the local engine's stage busy times add up to ~2x its wall).",
     "When it pays off: model-bound runs, where embedding dominates and can be spread over several machines or "
     "GPUs (`--ray-address`, `--workers`, `--gpus-per-worker`). Even on this 2-core machine, a separate helper "
     "measurement (not made by this script: 60 stdlib files, `minilm`, machine under load) gave local 15 "
