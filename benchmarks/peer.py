@@ -96,7 +96,7 @@ def mcp_initialize(cmd: list, runs: int) -> list[float]:
             p.wait(timeout=10)
         except subprocess.TimeoutExpired:
             p.kill()
-            p.wait()
+            p.wait(timeout=10)  # after SIGKILL: reaping is prompt
     return times
 
 

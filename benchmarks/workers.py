@@ -141,7 +141,7 @@ class McpClient:
             self.proc.wait(timeout=15)
         except Exception:
             self.proc.kill()
-            self.proc.wait()
+            self.proc.wait(timeout=10)  # after SIGKILL: reaping is prompt
 
 
 def mcp(args) -> dict:
