@@ -817,7 +817,9 @@ class IndexRun:
                     status = "failed"
                 await self._salvage()
             self.stats.chunks_total = self._manifest.counts()["chunks"]
-            if not self._writer_failed:
+            if error is None:
+                # Not after a failure or a signal: the shutdown deadline must hold, and
+                # unindexed rows are still searched (flat), only slower.
                 await self._refresh_search_indexes()
             self.memory.sample()
             self.stats.peak_rss = self.memory.peak
