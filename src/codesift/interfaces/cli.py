@@ -261,7 +261,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        if args.command == "index":
+            _exit_now(code)
+        return code
     except CodesiftError as exc:
         print(f"codesift: error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code
@@ -272,6 +275,19 @@ def main(argv: list[str] | None = None) -> int:
         # The reader went away (e.g. `| head`): not an error worth a traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def _exit_now(code: int) -> None:
+    """Leave without interpreter finalization once everything is committed and printed.
+
+    A failed run may leave an abandoned daemon thread still running (say, importing
+    LanceDB for a table that was never needed); finalizing the interpreter under it
+    can crash the process (seen: SIGSEGV after a correct summary). The index is
+    durable and every file is closed at this point, so there is nothing left to run.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
