@@ -203,7 +203,7 @@ def test_sigterm_stops_commits_and_exits_143(tree):
 
 
 def test_second_signal_exits_at_once_and_the_index_still_resumes(tree):
-    proc = tree.popen(FAULTS + "slow", "--batch-size", "4", FAULT_DELAY_S="0.2")
+    proc = tree.popen(FAULTS + "slow", "--batch-size", "2", FAULT_DELAY_S="0.5")  # ~10 s: signals land mid-run
     try:
         wait_for(lambda: (live_status(tree.index_dir) or {}).get("chunks", {}).get("embedded", 0) > 0, 30,
                  "the first embedded chunks")
@@ -218,9 +218,11 @@ def test_second_signal_exits_at_once_and_the_index_still_resumes(tree):
 
 # --- concurrency ---------------------------------------------------------------------------
 def test_second_writer_is_refused_with_the_holders_pid_or_waits(tree):
-    proc = tree.popen(FAULTS + "slow", FAULT_DELAY_S="0.05")
+    # ~10 s of embedding: the first run surely holds the lock when the second starts.
+    proc = tree.popen(FAULTS + "slow", "--batch-size", "2", FAULT_DELAY_S="0.5")
     try:
-        wait_for(lambda: live_status(tree.index_dir), 30, "the first run to start")
+        wait_for(lambda: (live_status(tree.index_dir) or {}).get("chunks", {}).get("embedded", 0) > 0, 30,
+                 "the first run to be embedding")
         r = tree.index(timeout=20)
         assert r.code == 1
         assert r.seconds < 10
