@@ -293,6 +293,8 @@ class _RayHost:
         finally:
             self.ready.set()
         if self.started:
+            # Held for the whole run on purpose: this daemon thread owns the Ray session,
+            # and RayIndexRun sets ``stop`` in its shutdown (a finally), bounded there.
             self.stop.wait()
             try:
                 import ray
@@ -302,8 +304,9 @@ class _RayHost:
                 log.warning("Ray did not shut down cleanly: %s", exc)
         self.stopped.set()
 
-    def wait_ready(self):
-        self.ready.wait()
+    def wait_ready(self, timeout_s: float = RAY_START_TIMEOUT_S):
+        if not self.ready.wait(timeout_s):
+            raise TimeoutError(f"Ray did not start within {timeout_s:g}s")
         if self.error is not None:
             raise self.error
         return self.result
