@@ -183,7 +183,8 @@ class FakeEmbeddingServer:
         self.down.set()
 
     def fault(self, kind: str, *, times: int = 1, after: int = 0, retry_after: int = 1) -> None:
-        """Apply ``kind`` to ``times`` requests, starting ``after`` requests from now."""
+        """Queue a fault: ``after`` good requests (counted once the faults queued before it
+        are spent), then ``kind`` for ``times`` requests."""
         with self._lock:
             self.retry_after = retry_after
             self._faults.append({"kind": kind, "skip": after, "left": times})
@@ -200,13 +201,17 @@ class FakeEmbeddingServer:
             self.requests += 1
             self.texts_seen += len(texts or [])
             self.auth_seen.add(auth)
-            for f in self._faults:
-                if f["skip"] > 0:
-                    f["skip"] -= 1
-                    continue
-                if f["left"] > 0:
-                    f["left"] -= 1
-                    return f["kind"], self.requests
+            while self._faults:
+                head = self._faults[0]
+                if head["skip"] > 0:
+                    head["skip"] -= 1
+                    return None, self.requests
+                if head["left"] > 0:
+                    head["left"] -= 1
+                    if head["left"] == 0:
+                        self._faults.pop(0)
+                    return head["kind"], self.requests
+                self._faults.pop(0)
             return None, self.requests
 
     def __enter__(self) -> "FakeEmbeddingServer":

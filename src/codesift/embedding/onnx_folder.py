@@ -250,7 +250,8 @@ class OnnxFolderEmbedder:
 
     # -- protocol -------------------------------------------------------------------
     def embed(self, texts: list[str]) -> np.ndarray:
-        return self._encode([self.document_prefix + t for t in texts] if self.document_prefix else texts)
+        return self._encode([self.document_prefix + t for t in texts] if self.document_prefix else texts,
+                            documents=True)
 
     def embed_query(self, texts: list[str]) -> np.ndarray:
         return self._encode([self.query_prefix + t for t in texts] if self.query_prefix else texts)
@@ -269,12 +270,19 @@ class OnnxFolderEmbedder:
         """Nothing to release beyond what garbage collection frees (kept for the protocol)."""
 
     # -- internals ------------------------------------------------------------------
-    def _encode(self, texts: list[str]) -> np.ndarray:
+    def _encode(self, texts: list[str], *, documents: bool = False) -> np.ndarray:
         n = len(texts)
         if n == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         encodings = self._tok.encode_batch([t[:_TOKENIZE_CAP_CHARS] for t in texts], add_special_tokens=True)
         ids = [e.ids for e in encodings]
+        if documents:
+            cut = sum(1 for e in encodings if e.overflowing)
+            if cut:
+                # The pipeline sizes chunks with count_tokens, so this only happens to texts
+                # from elsewhere (python API callers): said, never silent.
+                log.warning("embedder %s: %d text(s) over the model's %d-token limit were truncated",
+                            self.name, cut, self.max_tokens)
         order = sorted(range(n), key=lambda i: len(ids[i]))
         budget = _MAX_BATCH_TOKENS.get(self.device, 512)
         out: np.ndarray | None = None
