@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from support.fake_embedding_server import FakeEmbeddingServer
@@ -234,3 +235,55 @@ def test_retry_after_parsing_and_spec_options():
     assert p.kind == "openai" and p.body == "m@http://h:1/v1"
     assert p.options == {"key_env": "K", "query_prefix": "q: a&b?"}
     assert os.environ.get("K") is None
+
+
+def test_python_api_indexes_and_searches_through_the_server(tmp_path, srv, clean, monkeypatch):
+    import codesift
+
+    monkeypatch.setenv("CODESIFT_TEST_KEY", KEY)
+    root = sample_tree(tmp_path / "repo", files=FILES)
+    idx = codesift.open(root, tmp_path / "index")
+    result = idx.index(embedder=f"{spec(srv)}?key_env=CODESIFT_TEST_KEY&max_tokens=64", batch_size=4)
+    assert result.status == "ok", result.error
+    assert table(tmp_path / "index") == clean
+    hits = idx.search("function scaled value", k=3, mode="vector")
+    assert hits and all(h.path.endswith((".py", ".md", ".js")) for h in hits)
+    assert srv.auth_seen == {f"Bearer {KEY}"}
+
+
+def test_requests_respect_the_server_limits(srv, monkeypatch):
+    from codesift.embedding import load_embedder
+    from support.fake_embedding_server import vector
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    texts = [f"def f{i}(value): return value * {i}" for i in range(10)]
+    emb = load_embedder(f"{spec(srv)}?batch_texts=3")
+    srv.reset()
+    out = emb.embed(texts)
+    assert srv.requests == 4 and srv.max_texts == 3
+    assert out.tolist() == [[float(x) for x in np.float32(vector(t))] for t in texts]
+    tokens = load_embedder(f"{spec(srv)}?batch_tokens=40")  # ~15 estimated tokens a text
+    srv.reset()
+    tokens.embed(texts)
+    assert srv.max_texts == 2 and srv.requests == 5
+    emb.close()
+    tokens.close()
+
+
+def test_a_server_that_is_not_there_fails_at_load_naming_it(monkeypatch):
+    import socket
+
+    from codesift.embedding import load_embedder
+    from codesift.errors import EmbedderCallError
+
+    with socket.socket() as s:  # a free port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(EmbedderCallError) as info:
+        load_embedder(f"ollama:nomic-embed-text@http://127.0.0.1:{port}/v1")
+    assert f"127.0.0.1:{port}" in info.value.one_line() and "connection failed" in info.value.one_line()
+    from codesift.embedding.openai_compat import OLLAMA_BASE_URL, _split_model_url
+    from codesift.embedding.spec import parse_spec
+
+    assert _split_model_url(parse_spec("ollama:nomic-embed-text:latest"), OLLAMA_BASE_URL) == (
+        "nomic-embed-text:latest", "http://127.0.0.1:11434/v1")

@@ -143,6 +143,7 @@ class FakeEmbeddingServer:
         self.retry_after = 1
         self.requests = 0
         self.texts_seen = 0
+        self.max_texts = 0  # the most texts one request carried
         self.auth_seen: set[str | None] = set()
         self._faults: list[dict] = []
         self._lock = threading.Lock()
@@ -194,12 +195,14 @@ class FakeEmbeddingServer:
             self._faults.clear()
             self.requests = 0
             self.texts_seen = 0
+            self.max_texts = 0
             self.auth_seen.clear()
 
     def take(self, auth: str | None, texts: list, model: str | None) -> tuple[str | None, int]:
         with self._lock:
             self.requests += 1
             self.texts_seen += len(texts or [])
+            self.max_texts = max(self.max_texts, len(texts or []))
             self.auth_seen.add(auth)
             while self._faults:
                 head = self._faults[0]
