@@ -4,6 +4,8 @@ limit, the identity check, devices, and ``codesift models``."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -108,8 +110,11 @@ def test_cli_index_identity_token_limit_and_search(cs, models):
     (cs.root / "long.py").write_text("def long_function(value):\n" + "".join(
         f"    total_{i} = value * {i} + value * {i + 1} + value * {i + 2}\n" for i in range(60)) + "    return total_0\n")
     mean, cls = str(models["mean"]), str(models["cls"])
-    r = cs.index(f"onnx:{mean}", "--device", "cpu")
-    assert r.code == 0, r.stderr
+    # A relative folder is stored absolute: search runs from anywhere.
+    relative = os.path.relpath(mean, cs.tmp)
+    r = subprocess.run(cs.index_args(f"onnx:{relative}", "--device", "cpu"), capture_output=True, text=True,
+                       timeout=120, env=cs.env(), cwd=cs.tmp)
+    assert r.returncode == 0, r.stderr
     emb = load_embedder(f"onnx:{mean}")
     from codesift.pipeline.stages import chunk_budget
 

@@ -42,8 +42,28 @@ def add_embedder_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def embedder_spec_from_args(base: str, args: argparse.Namespace) -> str:
-    """``base`` with the options given on the command line (none given: ``base`` unchanged)."""
+    """``base`` with the options given on the command line, and an ``onnx:`` folder made
+    absolute (the spec is stored, and search may run from another directory)."""
+    base = _absolute_folder(base)
     given = {option: getattr(args, flag[2:].replace("-", "_"), None) for flag, option, _ in _FLAGS}
     if all(v is None for v in given.values()):
         return base
     return with_options(base, **given)
+
+
+def _absolute_folder(spec: str) -> str:
+    from pathlib import Path
+
+    from codesift.errors import ConfigError
+
+    from .spec import parse_spec
+
+    try:
+        parsed = parse_spec(spec)
+    except ConfigError:
+        return spec  # loading the embedder reports it
+    if parsed.kind != "onnx" or not parsed.body:
+        return spec
+    folder = str(Path(parsed.body).expanduser().resolve())
+    _, sep, query = parsed.text.partition("?")
+    return f"onnx:{folder}{sep}{query}"
