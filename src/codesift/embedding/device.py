@@ -35,7 +35,7 @@ CPU_PROVIDER = "CPUExecutionProvider"
 GPU_EXTRA_HINT = "pip install 'codesift[gpu]' (onnxruntime-gpu, replacing onnxruntime)"
 DEFAULT_GPU_FRACTION = 0.9
 # nvidia-smi is a subprocess: its answer is reused for this long, and it has a deadline.
-_SMI_CACHE_S = 0.5
+_SMI_CACHE_S = 2.0
 _SMI_TIMEOUT_S = 5.0
 
 

@@ -268,7 +268,7 @@ class OpenAIEmbedder:
         if status == 404:
             return self._fail(f"{head}: unknown model {self.model!r} or no /embeddings endpoint at "
                               f"{self.base_url}{detail}", retryable=False)
-        return self._fail(f"{head}{detail}", retryable=status >= 500)
+        return self._fail(f"{head}{detail}", retryable=False)
 
     def _vectors(self, body: object, n: int) -> np.ndarray:
         data = body.get("data") if isinstance(body, dict) else None
@@ -313,6 +313,9 @@ class OpenAIEmbedder:
                 time.sleep(delay)
                 continue
             dim = int(vec.shape[1])
+            if dim < 1:
+                raise ConfigError(f"embedding server {self.host}: answered empty vectors for model "
+                                  f"{self.model!r}", stage="embed")
             if self.dimensions and dim != self.dimensions:
                 raise ConfigError(f"embedding server {self.host}: asked for {self.dimensions} dimensions, "
                                   f"got {dim}", stage="embed")
