@@ -123,3 +123,19 @@ class InterruptedRun(CodesiftError):
         super().__init__(f"interrupted by {name}", stage="supervisor")
         self.signum = signum
         self.exit_code = 128 + signum
+
+
+class EmbedderCallError(StageError):
+    """One call to an embedder failed, classified by the embedder itself.
+
+    ``retryable`` is False for failures a retry cannot fix (a rejected key, an unknown
+    model, a request the server refuses as too large); ``retry_after_s`` carries the
+    server's ``Retry-After`` hint. The pipeline's retry policy honours both
+    (:func:`codesift.pipeline.retry.call_with_retries`).
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True, retry_after_s: float | None = None,
+                 **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.retryable = retryable
+        self.retry_after_s = retry_after_s

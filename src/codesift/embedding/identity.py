@@ -12,8 +12,19 @@ HASH_DEFAULT_DIM = 256
 
 
 def builtin_identity(spec: str) -> tuple[str, int] | None:
-    head, _, rest = spec.strip().partition(":")
-    head = head.lower()
+    """(name, dim) for ``minilm`` and ``hash`` specs; None for any other (or a bad) spec.
+
+    Options (``?device=...``) do not change the vectors, so they do not change this.
+    """
+    from codesift.errors import ConfigError
+
+    from .spec import parse_spec
+
+    try:
+        parsed = parse_spec(spec)
+    except ConfigError:
+        return None  # loading the embedder reports it
+    head, rest = parsed.kind, parsed.body
     if head == "minilm" and not rest:
         return MINILM_NAME, MINILM_DIM
     if head == "hash":

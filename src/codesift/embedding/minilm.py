@@ -61,9 +61,10 @@ class MiniLMEmbedder:
     dim = DIM
     max_tokens: int | None = MAX_TOKENS
 
-    def __init__(self, *, threads: int = 0, model_path: str | None = None, quantize: bool = True) -> None:
+    def __init__(self, *, threads: int = 0, model_path: str | None = None, quantize: bool = True,
+                 device: str = "cpu", gpu_memory_limit: int | None = None) -> None:
         try:
-            import onnxruntime as ort
+            import onnxruntime  # noqa: F401  (checked here for a clear message)
             from tokenizers import Tokenizer
         except ImportError as exc:  # pragma: no cover - declared dependencies
             raise ConfigError(
@@ -98,22 +99,13 @@ class MiniLMEmbedder:
         self._counter.no_truncation()
         self._pad_id = self._tok.token_to_id("[PAD]") or 0
 
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = self.threads
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(
-                model_path, sess_options=opts, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:
-            raise ConfigError(
-                f"embedder 'minilm': cannot load ONNX model {model_path}: {exc}",
-                stage="embed",
-                cause=exc,
-            ) from exc
+        from .device import gpu_limit_for, make_session
+
+        # ``device`` is resolved by the caller (cpu or cuda; see device.py).
+        self.device = device
+        gpu_limit = gpu_limit_for(self, "minilm", gpu_memory_limit) if device == "cuda" else None
+        self._session = make_session(model_path, threads=self.threads, device=device, spec="minilm",
+                                     gpu_mem_limit=gpu_limit)
         self._input_names = {i.name for i in self._session.get_inputs()}
         self._output_name = self._session.get_outputs()[0].name
         self.model_path = model_path

@@ -7,8 +7,15 @@ thread (never concurrently on the same object by codesift).
 ``name`` is stored in the index; an index refuses to mix vectors from embedders with
 different names. ``max_tokens`` is the model's token limit (``None`` if unlimited).
 
-An embedder MAY also have ``count_tokens(texts) -> list[int]``; codesift then uses it
-to size chunks (see :func:`codesift.embedding.count_tokens_for`).
+An embedder MAY also have:
+
+* ``count_tokens(texts) -> list[int]``: codesift then uses it to size chunks (see
+  :func:`codesift.embedding.count_tokens_for`);
+* ``embed_query(texts) -> ndarray``: how a *search query* is embedded, for asymmetric
+  models that prefix queries differently from documents (``embed`` embeds documents).
+  Search calls :func:`embed_queries`, which falls back to ``embed``;
+* ``close()``: releases what the embedder holds (pooled connections) at once; the
+  built-in embedders also release it when garbage collected and at exit.
 """
 
 from __future__ import annotations
@@ -28,6 +35,14 @@ class Embedder(Protocol):
     max_tokens: int | None
 
     def embed(self, texts: list[str]) -> "numpy.ndarray": ...
+
+
+def embed_queries(embedder: Any, texts: list[str]) -> "numpy.ndarray":
+    """Embed search queries: ``embedder.embed_query`` when it has one, else ``embed``."""
+    method = getattr(embedder, "embed_query", None)
+    if callable(method):
+        return method(texts)
+    return embedder.embed(texts)
 
 
 def _is_int(value: Any) -> bool:
@@ -64,9 +79,10 @@ def check_embedder(obj: Any, spec: str) -> Embedder:
         raise fail(f"max_tokens must be a positive int or None, got {max_tokens!r}")
     if not callable(obj.embed):
         raise fail(f"embed must be callable, got {type(obj.embed).__name__}")
-    counter = getattr(obj, "count_tokens", None)
-    if counter is not None and not callable(counter):
-        raise fail(f"count_tokens must be callable when present, got {type(counter).__name__}")
+    for optional in ("count_tokens", "embed_query", "close"):
+        method = getattr(obj, optional, None)
+        if method is not None and not callable(method):
+            raise fail(f"{optional} must be callable when present, got {type(method).__name__}")
     return obj
 
 

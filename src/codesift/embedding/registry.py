@@ -4,8 +4,14 @@ Specs:
 
 * ``minilm`` (default): all-MiniLM-L6-v2, int8 ONNX (:mod:`.minilm`).
 * ``hash`` or ``hash:DIM``: hashed bag of words, no model (:mod:`.hashing`).
+* ``openai:MODEL[@BASE_URL]`` / ``ollama:MODEL``: an OpenAI-compatible embedding
+  server (:mod:`.openai_compat`).
+* ``onnx:DIR``: a sentence-transformers ONNX export in a folder (:mod:`.onnx_folder`).
 * ``python:MODULE:ATTR``: ``MODULE`` is imported from ``sys.path``, ``ATTR`` (may be
   dotted) is called with no arguments and must return an :class:`Embedder`.
+
+Any spec may carry options after ``?`` (see :mod:`.spec`): ``minilm?device=cuda``,
+``onnx:/models/bge?query_prefix=...``, ``openai:m@http://h/v1?key_env=MY_KEY``.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ from codesift.errors import ConfigError
 from .protocol import Embedder, check_embedder, check_embeddings
 
 DEFAULT_SPEC = "minilm"
-VALID_SPECS = ("minilm", "hash", "hash:DIM", "python:MODULE:ATTR")
+VALID_SPECS = ("minilm", "hash", "hash:DIM", "openai:MODEL[@BASE_URL]", "ollama:MODEL", "onnx:DIR",
+               "python:MODULE:ATTR")
 
 
 def _fail(spec: str, why: str, cause: BaseException | None = None) -> ConfigError:
@@ -33,18 +40,24 @@ def load_embedder(spec: str = DEFAULT_SPEC, *, threads: int = 0) -> Embedder:
     ``threads`` is the number of intra-op threads for model-backed embedders
     (0 = the CPUs available to this process). Loading ``minilm`` loads the model now.
     """
-    if not isinstance(spec, str):
-        raise ConfigError(f"embedder spec must be a string, got {spec!r}", stage="embed")
-    text = spec.strip()
-    head, _, rest = text.partition(":")
-    head = head.lower()
+    from .spec import parse_spec
+
+    parsed = parse_spec(spec)
+    head, rest = parsed.kind, parsed.body
     if head == "minilm" and not rest:
+        from .device import resolve_device
         from .minilm import MiniLMEmbedder
 
-        return MiniLMEmbedder(threads=threads)
+        from codesift.config import parse_size
+
+        parsed.check_options(("device", "gpu_memory_limit"))
+        device = resolve_device(parsed.option("device"), parsed.text, explicit="device" in parsed.options)
+        limit = parsed.option("gpu_memory_limit")
+        return MiniLMEmbedder(threads=threads, device=device, gpu_memory_limit=parse_size(limit) if limit else None)
     if head == "hash":
         from .hashing import HashEmbedder
 
+        parsed.check_options(())
         if not rest:
             return HashEmbedder()
         try:
@@ -54,7 +67,16 @@ def load_embedder(spec: str = DEFAULT_SPEC, *, threads: int = 0) -> Embedder:
         if dim < 8:
             raise _fail(spec, f"hash dimension must be an integer >= 8, got {rest!r}")
         return HashEmbedder(dim)
+    if head in ("openai", "ollama") and rest:
+        from .openai_compat import load_openai
+
+        return load_openai(parsed)
+    if head == "onnx" and rest:
+        from .onnx_folder import load_onnx_folder
+
+        return load_onnx_folder(parsed, threads=threads)
     if head == "python":
+        parsed.check_options(())
         return _load_python(spec, rest)
     raise ConfigError(
         f"unknown embedder spec {spec!r}; valid specs: {', '.join(VALID_SPECS)}", stage="embed"

@@ -40,8 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="index a tree (incremental by default)")
     p.add_argument("root", nargs="?", default=".")
     _add_index_dir(p)
-    p.add_argument("--embedder", default=None,
-                   help="minilm (default), hash, or python:MODULE:ATTR (a factory returning an Embedder)")
+    from ..embedding.options import EMBEDDER_HELP, add_embedder_arguments
+
+    p.add_argument("--embedder", default=None, help=EMBEDDER_HELP)
+    add_embedder_arguments(p)
     p.add_argument("--full", action="store_true", help="rebuild everything")
     p.add_argument("--strict", action="store_true", help="exit 3 if any file could not be read, decoded or parsed")
     p.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
@@ -102,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_index_dir(p)
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("models", help="the embedders available on this machine, and how to add more")
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("doctor", help="check the environment")
     p.add_argument("root", nargs="?", default=".")
     _add_index_dir(p)
@@ -128,7 +133,9 @@ def cmd_index(args) -> int:
     from ..pipeline.supervisor import run_index
 
     root, index_dir = _root_and_index(args)
-    embedder = args.embedder or _initial_embedder(index_dir)
+    from ..embedding.options import embedder_spec_from_args
+
+    embedder = embedder_spec_from_args(args.embedder or _initial_embedder(index_dir), args)
     cfg = C.IndexConfig(
         root=root, index_dir=index_dir, embedder=embedder, full=args.full, strict=args.strict,
         max_file_size=C.parse_size(args.max_file_size), batch_size=args.batch_size, retries=args.retries,
@@ -247,9 +254,20 @@ def cmd_doctor(args) -> int:
     return 0 if ok else 1
 
 
+def cmd_models(args) -> int:
+    from ..embedding.catalog import collect_models, render_models
+
+    report = collect_models()
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        render_models(report, sys.stdout)
+    return 0
+
+
 COMMANDS = {"init": cmd_init, "index": cmd_index, "search": cmd_search, "similar": cmd_similar,
             "status": cmd_status, "verify": cmd_verify, "doctor": cmd_doctor, "mcp": cmd_mcp,
-            "watch": cmd_watch}
+            "watch": cmd_watch, "models": cmd_models}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,6 +53,32 @@ class MemoryGuard:
         return rss
 
     async def admit(self, stage: str) -> None:
+        await self._admit_rss(stage)
+        await self._admit_gpu(stage)
+
+    async def _admit_gpu(self, stage: str) -> None:
+        """GPU memory of CUDA embedders (limits registered by :mod:`codesift.embedding.device`):
+        the same wait, deadline and error as RSS. A no-op when no CUDA embedder is loaded."""
+        from ..embedding.device import gpu_pressure
+
+        over = gpu_pressure()
+        if over is None:
+            return
+        self.under_pressure = True
+        deadline = time.monotonic() + self.wait_timeout_s
+        while over is not None:
+            what, used, limit = over
+            if time.monotonic() >= deadline:
+                raise MemoryLimitError(
+                    f"{what}: memory used {format_bytes(used)} stayed above its limit {format_bytes(limit)} "
+                    f"for {self.wait_timeout_s:g}s (--gpu-memory-limit, --memory-wait-timeout)",
+                    stage=stage,
+                )
+            await asyncio.sleep(_POLL_S)
+            over = gpu_pressure()
+        self.under_pressure = False
+
+    async def _admit_rss(self, stage: str) -> None:
         rss = self.sample()
         if rss <= self.limit:
             self.under_pressure = False

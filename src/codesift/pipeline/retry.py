@@ -12,6 +12,22 @@ from ..errors import StageError
 
 T = TypeVar("T")
 
+#: The longest ``Retry-After`` honoured; a server asking for more waits this long, and the
+#: retry count still bounds the total.
+RETRY_AFTER_MAX_S = 60.0
+
+
+def _retry_hint(exc: BaseException) -> tuple[bool, float]:
+    """What a failure says about retrying it: (retryable, least delay in seconds).
+
+    Embedders classify their own failures (:class:`codesift.errors.EmbedderCallError`:
+    ``retryable``, ``retry_after_s``); any other failure is retried with plain backoff.
+    """
+    retryable = getattr(exc, "retryable", True) is not False
+    after = getattr(exc, "retry_after_s", None)
+    wait = min(float(after), RETRY_AFTER_MAX_S) if isinstance(after, (int, float)) and after > 0 else 0.0
+    return retryable, wait
+
 
 @dataclass
 class Backoff:
@@ -64,14 +80,16 @@ async def call_with_retries(
                     f"circuit breaker opened after {breaker.consecutive} consecutive failures",
                     stage=stage, batch=batch, cause=exc,
                 ) from exc
-            if attempt >= retries:
+            retryable, least_delay = _retry_hint(exc)
+            if attempt >= retries or not retryable:
                 raise StageError(
-                    f"failed after {attempt + 1} attempt{'s' if attempt else ''}",
+                    f"failed after {attempt + 1} attempt{'s' if attempt else ''}"
+                    + ("" if retryable else " (not retryable)"),
                     stage=stage, batch=batch, cause=exc,
                 ) from exc
             if on_retry is not None:
                 on_retry(attempt + 1, exc)
-            await asyncio.sleep(backoff.delay(attempt))
+            await asyncio.sleep(max(backoff.delay(attempt), least_delay))
             attempt += 1
         else:
             breaker.success()
