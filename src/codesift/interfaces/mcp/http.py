@@ -9,9 +9,12 @@ cancels the running call, whose work stops at its next check.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
+import signal
 import sys
+import threading
 
 from .schemas import INSTRUCTIONS, SERVER_NAME, TOOL_NAMES, TOOLS
 from .service import Call, CodesiftService, run_tool
@@ -80,5 +83,32 @@ def serve_http(service: CodesiftService, *, host: str, port: int, version: str,
         print(f"codesift: warning: listening on {host}, which is not a loopback address: anyone who can reach "
               f"it can read the served code; allowed Host headers: {', '.join(hosts)}", file=sys.stderr, flush=True)
     print(f"codesift: MCP server listening on http://{host}:{port}/mcp", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=host.strip("[]"), port=port, log_level="warning",
-                timeout_graceful_shutdown=max(1, int(shutdown_s)))
+    config = uvicorn.Config(app, host=host.strip("[]"), port=port, log_level="warning",
+                            timeout_graceful_shutdown=max(1, int(shutdown_s)))
+    _Server(config).run()
+
+
+def _server_class():
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, minus re-raising the stop signal once it has shut down: the
+        caller still has index jobs to stop before the process may exit."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            old = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in old.items():
+                    signal.signal(sig, handler)
+
+    return Server
+
+
+def _Server(config):  # noqa: N802 - a class made on first use (uvicorn loads only for HTTP)
+    return _server_class()(config)

@@ -46,17 +46,17 @@ _COVERAGE = {
                                     "is in progress: an empty result then means there is no such code"},
         "files_indexed": {"type": "integer"},
         "chunks": {"type": "integer"},
-        "stale_files": {"type": ["integer", "null"],
+        "stale_files": {"anyOf": [{"type": "integer"}, {"type": "null"}],
                         "description": "files new, modified or deleted since indexed (null: not checked in time)"},
         "stale_checked": {"type": "boolean", "description": "false when the freshness scan ran out of time"},
         "pending_files": {"type": "integer",
                           "description": "files whose vectors an unfinished run has not committed yet"},
         "indexing": {"type": "boolean", "description": "an index run is in progress"},
-        "job_id": {"type": ["string", "null"], "description": "this server's running reindex job, if any"},
-        "last_run": {"type": ["object", "null"],
+        "job_id": {"anyOf": [{"type": "string"}, {"type": "null"}], "description": "this server's running reindex job, if any"},
+        "last_run": {"anyOf": [{"type": "object"}, {"type": "null"}],
                      "description": "the last index run: status (ok, failed, interrupted, running), finished_at "
                                     "(Unix time), error"},
-        "advice": {"type": ["string", "null"], "description": "what to do when complete is false"},
+        "advice": {"anyOf": [{"type": "string"}, {"type": "null"}], "description": "what to do when complete is false"},
     },
     "required": ["repo", "exists", "complete"],
 }
@@ -95,11 +95,11 @@ _JOB = {
         "repo": {"type": "string"},
         "state": {"type": "string", "enum": ["running", "succeeded", "failed", "interrupted"]},
         "full": {"type": "boolean"},
-        "progress": {"type": ["object", "null"],
+        "progress": {"anyOf": [{"type": "object"}, {"type": "null"}],
                      "description": "files_seen, files_to_index, files_indexed, files_unchanged, files_deleted, "
                                     "chunks_embedded, chunks_written"},
-        "summary": {"type": ["object", "null"], "description": "the run's JSON summary once it has finished"},
-        "error": {"type": ["object", "null"], "description": "code, message and action when the job did not "
+        "summary": {"anyOf": [{"type": "object"}, {"type": "null"}], "description": "the run's JSON summary once it has finished"},
+        "error": {"anyOf": [{"type": "object"}, {"type": "null"}], "description": "code, message and action when the job did not "
                                                               "succeed"},
     },
     "required": ["job_id", "repo", "state"],
@@ -227,9 +227,9 @@ TOOLS: list[dict] = [
         "description": (
             "Bring a repository's index up to date in the background; returns a job_id at once: poll job_status "
             "until the state is no longer running. Use it when coverage or index_status reports stale files or "
-            "no index. Incremental by default (only new, changed and deleted files: seconds for a few edits); "
-            "full=true re-embeds everything (minutes on a large repository). A running job for the repository is "
-            "returned (reused=true) instead of starting another."
+            "no index. Incremental by default; full=true re-embeds everything. A running job for the repository is "
+            "returned (reused=true) instead of starting another. Cost: the call returns at once; the job takes "
+            "seconds for a few edited files, minutes for a full run of a large repository."
         ),
         "inputSchema": {
             "type": "object",
