@@ -17,7 +17,10 @@ demo: install
 	$(BIN)/codesift index .
 	$(BIN)/codesift search "retry an embedding batch with exponential backoff" -k 5
 
+# The MCP client conformance tests drive real clients (TypeScript SDK, Inspector CLI),
+# pinned by tests/mcp_clients/package-lock.json; they run offline once installed.
 test: install
+	timeout 900 npm ci --prefix tests/mcp_clients --ignore-scripts --no-audit --no-fund --loglevel=error
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 eval: install

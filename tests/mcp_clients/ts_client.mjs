@@ -223,9 +223,11 @@ async function main() {
       const t = new StreamableHTTPClientTransport(new URL(cfg.http_url),
         { requestInit: { headers: { Origin: "http://evil.example" } } });
       let refused = null;
-      try { await c.connect(t); } catch (err) { refused = String(err?.message ?? err); }
-      assert(refused && refused.includes("403"), `a foreign Origin was accepted: ${refused}`);
-      return refused.slice(0, 200);
+      try { await c.connect(t); } catch (err) { refused = err; }
+      assert(refused, "a foreign Origin was accepted");
+      assert(refused.code === 403 && String(refused.message).includes("Invalid Origin"),
+        `refused, but not for its Origin: ${refused.code} ${refused.message}`);
+      return `${refused.code} ${refused.message}`.slice(0, 200);
     });
   }
 }
