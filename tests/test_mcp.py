@@ -250,6 +250,27 @@ def test_reindex_refused_while_locked(tmp_path):
         holder.wait(10)
 
 
+def test_failed_job_reports_the_summary_error(tmp_path):
+    """A job's error comes from its run's JSON summary; searches then say the index is incomplete."""
+    root = sample_tree(tmp_path / "repo", files=2)
+    c = RawClient(server_argv(str(root), "--index-dir", str(tmp_path / "index"), "--embedder",
+                              "python:support.faults:raise_always"))
+    try:
+        c.initialize()
+        job_id = c.tool("reindex")["structuredContent"]["job_id"]
+        job = wait_for(lambda: (st := c.tool("job_status", {"job_id": job_id})["structuredContent"])["state"]
+                       != "running" and st, 90, "the job to end", interval=0.2)
+        assert job["state"] == "failed" and job["summary"]["status"] == "failed", job
+        assert job["error"]["code"] == "index_failed" and "embedder is broken" in job["error"]["message"]
+        assert job["error"]["action"] and job["exit_code"] == 1
+        s = c.tool("search_code", {"query": "scaled value"})["structuredContent"]
+        cov = s["coverage"][0]
+        assert s["hits"] == [] and s["complete"] is False and cov["last_run"]["status"] == "failed"
+        assert "report this to the user" in cov["advice"]
+    finally:
+        assert c.close() == 0
+
+
 def test_several_repositories(tmp_path):
     """``codesift mcp A B``: one server, a repos filter, the repo of each hit, read_code per root."""
     a = sample_tree(tmp_path / "alpha", files=2)

@@ -283,10 +283,11 @@ class CodesiftService:
         advice = None
         if indexing:
             advice = "An index run is in progress: poll job_status (or index_status) and search again once it ends."
+        elif last.get("status") == "failed":
+            advice = (f"The last index run failed ({last.get('error') or 'no message'}): report this to the user; "
+                      f"a reindex{hint} completes the index once the cause is fixed.")
         elif last.get("status") not in (None, "ok"):
-            advice = (f"The last index run ended {last.get('status')}"
-                      + (f" ({last['error']})" if last.get("error") else "")
-                      + f": call reindex{hint} to complete the index.")
+            advice = f"The last index run ended {last.get('status')}: call reindex{hint} to complete the index."
         elif pending:
             advice = f"{pending} file(s) were left half-indexed by an interrupted run: call reindex{hint}."
         elif stale["total"]:

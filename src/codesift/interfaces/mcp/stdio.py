@@ -141,7 +141,7 @@ class StdioServer:
         return b""
 
     def serve(self) -> None:
-        """Read until EOF; then answer what is in flight (bounded)."""
+        """Read until EOF (the caller then drains the calls in flight)."""
         while True:
             line = self.read_line()
             if line is None:
@@ -149,7 +149,6 @@ class StdioServer:
             line = line.strip()
             if line:
                 self.process(line)
-        self.drain(DRAIN_S)
 
     def process(self, line: bytes) -> None:
         try:
@@ -328,14 +327,16 @@ def serve_stdio(service: CodesiftService, *, version: str, shutdown_s: float) ->
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             installed.append((sig, signal.signal(sig, on_signal)))
+    drain_s = DRAIN_S
     try:
-        try:
-            server.serve()
-        except _Stop:
-            server.drain(SIGNAL_DRAIN_S)
-        service.close(shutdown_s)
-    except _Stop:  # a signal during the EOF drain: stop the same way, without the drain
-        service.close(shutdown_s)
-    finally:
-        for sig, old in installed:
-            signal.signal(sig, old)
+        server.serve()
+    except _Stop:
+        drain_s = SIGNAL_DRAIN_S
+    signals["n"] = max(signals["n"], 1)  # from here on, a signal means "hurry", never an exception
+    # The jobs are stopped while the calls in flight finish: both within their bounds.
+    stopper = threading.Thread(target=service.close, args=(shutdown_s,), name="stop-jobs", daemon=True)
+    stopper.start()
+    server.drain(drain_s)
+    stopper.join(shutdown_s + 1.0)
+    for sig, old in installed:
+        signal.signal(sig, old)
