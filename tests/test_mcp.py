@@ -14,9 +14,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from mcp_clients.project import (
-    SLOW, TRAVERSAL, RawClient, build_project, env, index, server_argv, tool_error,
-)
+from mcp_clients.project import SLOW, TRAVERSAL, RawClient, build_project, env, index, server_argv, tool_error
 from support.harness import Codesift, sample_tree, wait_for
 
 mcp = pytest.importorskip("mcp")
@@ -373,6 +371,7 @@ def test_protocol_corners(project):
         assert by_id["b"]["result"]["structuredContent"]["content"] == "function add(a, b) {"
         assert [r for r in replies if r["id"] is None][0]["error"]["code"] == -32600
 
+        assert tool_error(c.tool("read_code", {"path": "../secret.txt"}))["code"] == "path_outside_root"
         assert c.request("tools/list", {"cursor": "nope"})["error"]["code"] == -32602
         assert c.request("logging/setLevel", {"level": "loud"})["error"]["code"] == -32602
         assert c.request("logging/setLevel", {"level": "debug"})["result"] == {}

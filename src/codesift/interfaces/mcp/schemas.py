@@ -32,6 +32,11 @@ INSTRUCTIONS = (
     "'action' to take."
 )
 
+def _nullable(kind: str, description: str) -> dict:
+    """A value of ``kind`` or null, spelled as ``anyOf`` (a list-valued ``type`` is less portable)."""
+    return {"anyOf": [{"type": kind}, {"type": "null"}], "description": description}
+
+
 _REPO = {"type": "string", "minLength": 1,
          "description": "repository name (see index_status); needed only when the server serves several"}
 
@@ -46,17 +51,16 @@ _COVERAGE = {
                                     "is in progress: an empty result then means there is no such code"},
         "files_indexed": {"type": "integer"},
         "chunks": {"type": "integer"},
-        "stale_files": {"anyOf": [{"type": "integer"}, {"type": "null"}],
-                        "description": "files new, modified or deleted since indexed (null: not checked in time)"},
+        "stale_files": _nullable("integer", "files new, modified or deleted since indexed (null: not checked "
+                                            "in time)"),
         "stale_checked": {"type": "boolean", "description": "false when the freshness scan ran out of time"},
         "pending_files": {"type": "integer",
                           "description": "files whose vectors an unfinished run has not committed yet"},
         "indexing": {"type": "boolean", "description": "an index run is in progress"},
-        "job_id": {"anyOf": [{"type": "string"}, {"type": "null"}], "description": "this server's running reindex job, if any"},
-        "last_run": {"anyOf": [{"type": "object"}, {"type": "null"}],
-                     "description": "the last index run: status (ok, failed, interrupted, running), finished_at "
-                                    "(Unix time), error"},
-        "advice": {"anyOf": [{"type": "string"}, {"type": "null"}], "description": "what to do when complete is false"},
+        "job_id": _nullable("string", "this server's running reindex job, if any"),
+        "last_run": _nullable("object", "the last index run: status (ok, failed, interrupted, running), "
+                                        "finished_at (Unix time), error"),
+        "advice": _nullable("string", "what to do when complete is false"),
     },
     "required": ["repo", "exists", "complete"],
 }
@@ -95,12 +99,10 @@ _JOB = {
         "repo": {"type": "string"},
         "state": {"type": "string", "enum": ["running", "succeeded", "failed", "interrupted"]},
         "full": {"type": "boolean"},
-        "progress": {"anyOf": [{"type": "object"}, {"type": "null"}],
-                     "description": "files_seen, files_to_index, files_indexed, files_unchanged, files_deleted, "
-                                    "chunks_embedded, chunks_written"},
-        "summary": {"anyOf": [{"type": "object"}, {"type": "null"}], "description": "the run's JSON summary once it has finished"},
-        "error": {"anyOf": [{"type": "object"}, {"type": "null"}], "description": "code, message and action when the job did not "
-                                                              "succeed"},
+        "progress": _nullable("object", "files_seen, files_to_index, files_indexed, files_unchanged, "
+                                        "files_deleted, chunks_embedded, chunks_written"),
+        "summary": _nullable("object", "the run's JSON summary once it has finished"),
+        "error": _nullable("object", "code, message and action when the job did not succeed"),
     },
     "required": ["job_id", "repo", "state"],
 }

@@ -291,7 +291,8 @@ class CodesiftService:
         elif pending:
             advice = f"{pending} file(s) were left half-indexed by an interrupted run: call reindex{hint}."
         elif stale["total"]:
-            advice = f"{stale['total']} file(s) changed since they were indexed: call reindex{hint}, then poll job_status."
+            advice = (f"{stale['total']} file(s) changed since they were indexed: call reindex{hint}, "
+                      f"then poll job_status.")
         elif not checked:
             advice = "Freshness could not be checked in time: call index_status for the full picture."
         return {

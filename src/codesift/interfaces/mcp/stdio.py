@@ -29,7 +29,6 @@ import threading
 import time
 from typing import Any, Callable
 
-from .errors import ToolError
 from .schemas import (
     BATCH_VERSIONS, INSTRUCTIONS, LATEST_VERSION, LOG_LEVELS, PROTOCOL_VERSIONS, SERVER_NAME, TOOL_NAMES, TOOLS,
 )
