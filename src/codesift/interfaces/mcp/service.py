@@ -266,16 +266,25 @@ class CodesiftService:
         from ...errors import NoIndexError
         from ...inspection.status import collect_status
 
+        from ...errors import CodesiftError
+
         job = self.jobs.current(repo.name)
         hint = self._repo_hint(repo)
+        unknown = {"repo": repo.name, "exists": False, "complete": False, "files_indexed": 0, "chunks": 0,
+                   "stale_files": None, "stale_checked": False, "pending_files": 0, "indexing": job is not None,
+                   "job_id": job["job_id"] if job else None, "last_run": None}
         try:
             report = collect_status(repo.root, repo.index_dir)
+            stale = self.stale(repo, call, scan_s)
         except NoIndexError:
-            return {"repo": repo.name, "exists": False, "complete": False, "files_indexed": 0, "chunks": 0,
-                    "stale_files": None, "stale_checked": False, "pending_files": 0, "indexing": job is not None,
-                    "job_id": job["job_id"] if job else None, "last_run": None,
+            return {**unknown,
                     "advice": f"Nothing is indexed in {repo.name} yet: call reindex{hint}, then poll job_status."}
-        stale = self.stale(repo, call, scan_s)
+        except (CodesiftError, OSError) as exc:
+            # The hits stand; only their coverage is unknown, and the result says why.
+            reason = exc.one_line() if isinstance(exc, CodesiftError) else f"{type(exc).__name__}: {exc}"
+            log.warning("coverage of %s not read: %s", repo.name, reason)
+            return {**unknown, "exists": True,
+                    "advice": f"The index status could not be read ({reason}): report this to the user."}
         last = report["last_run"] or {}
         indexing = bool(report["running"]) or job is not None
         pending = report["pending_total"]

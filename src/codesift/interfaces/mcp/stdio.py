@@ -32,13 +32,16 @@ from typing import Any, Callable
 from .schemas import (
     BATCH_VERSIONS, INSTRUCTIONS, LATEST_VERSION, LOG_LEVELS, PROTOCOL_VERSIONS, SERVER_NAME, TOOL_NAMES, TOOLS,
 )
-from .service import Call, CodesiftService, run_tool
+from .errors import ToolError
+from .service import Call, CodesiftService, error_result, run_tool
 
 log = logging.getLogger("codesift.mcp")
 
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32700, -32600, -32601, -32602
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 READ_BUFFER = 1 << 16
+WRITE_LOCK_S = 30.0
+MAX_PENDING_CALLS = 32  # tool calls in flight (running or queued for a slot); more are refused as busy
 _ID_HEAD = re.compile(rb'^\s*\{\s*"jsonrpc"\s*:\s*"2\.0"\s*,\s*"id"\s*:\s*("(?:[^"\\]|\\.){0,200}"|-?\d{1,18})\s*,')
 _ID_TAIL = re.compile(rb',\s*"id"\s*:\s*("(?:[^"\\]|\\.){0,200}"|-?\d{1,18})\s*\}\s*$')
 DRAIN_S = 10.0        # at EOF: how long calls in flight may take to answer
@@ -104,12 +107,17 @@ class StdioServer:
     # -- output ---------------------------------------------------------------------------
     def send(self, message) -> None:
         data = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
-        with self._write_lock:
-            try:
-                self.wfile.write(data)
-                self.wfile.flush()
-            except (BrokenPipeError, ValueError, OSError) as exc:
-                log.info("reply not delivered (the client has gone): %s", exc)
+        # A client that stops reading blocks the writer holding this lock: the others give up.
+        if not self._write_lock.acquire(timeout=WRITE_LOCK_S):
+            log.warning("reply dropped: stdout has been blocked for %gs (the client is not reading)", WRITE_LOCK_S)
+            return
+        try:
+            self.wfile.write(data)
+            self.wfile.flush()
+        except (BrokenPipeError, ValueError, OSError) as exc:
+            log.info("reply not delivered (the client has gone): %s", exc)
+        finally:
+            self._write_lock.release()
 
     def _send_one(self, message: dict | None) -> None:
         if message is not None:
@@ -267,6 +275,10 @@ class StdioServer:
         with self._lock:
             if key in self._calls:
                 reply(_error(rid, INVALID_REQUEST, f"id {rid!r} is already in use by a call in flight"))
+                return
+            if len(self._calls) >= MAX_PENDING_CALLS:
+                reply(_result(rid, error_result(ToolError("busy", f"{len(self._calls)} calls are already in "
+                                                                  f"flight"))))
                 return
             self._calls[key] = call
 
