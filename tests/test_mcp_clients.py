@@ -9,6 +9,7 @@ A missing ``node`` or a missing install fails the tests: it never skips them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -45,26 +46,34 @@ def project(tmp_path_factory):
     return build_project(tmp_path_factory.mktemp("clients"))
 
 
-@pytest.fixture(scope="module")
-def http_server(project):
-    """The project served over streamable HTTP on a loopback address other than the default."""
-    root, index_dir = project
+@contextlib.contextmanager
+def _serve_http(root: Path, index_dir: Path, log: Path, **extra_env: str):
+    """``codesift -v mcp --transport http`` on a loopback address other than the default."""
     port = free_port(HTTP_HOST)
-    proc = subprocess.Popen(server_argv(str(root), "--index-dir", str(index_dir), "--transport", "http",
-                                        "--host", HTTP_HOST, "--port", str(port)),
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env())
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(server_argv(str(root), "--index-dir", str(index_dir), "--transport", "http",
+                                            "--host", HTTP_HOST, "--port", str(port), verbose=True),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                env=env(**extra_env))
     try:
         wait_port(HTTP_HOST, port, proc)
         yield f"http://{HTTP_HOST}:{port}/mcp"
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.communicate(timeout=60)
+            proc.wait(timeout=60)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
-        assert proc.returncode == 0
+    assert proc.returncode == 0, log.read_text()[-2000:]
+
+
+@pytest.fixture(scope="module")
+def http_server(project, tmp_path_factory):
+    root, index_dir = project
+    with _serve_http(root, index_dir, tmp_path_factory.mktemp("http") / "server.log") as url:
+        yield url
 
 
 def test_typescript_sdk_client(node, project, http_server, tmp_path):
@@ -75,16 +84,20 @@ def test_typescript_sdk_client(node, project, http_server, tmp_path):
            "slow": {"root": str(slow_root), "index_dir": str(tmp_path / "slow-index"),
                     "env": env(FAULT_DELAY_S="3")},
            "traversal": TRAVERSAL, "http_url": http_server}
-    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
-    r = subprocess.run([node, str(CLIENTS / "ts_client.mjs"), str(tmp_path / "cfg.json")], cwd=CLIENTS,
-                       capture_output=True, text=True, timeout=280)
+    slow_log = tmp_path / "slow-http.log"
+    with _serve_http(slow_root, tmp_path / "slow-index", slow_log, FAULT_DELAY_S="3") as slow_url:
+        cfg.update(slow_http_url=slow_url, slow_http_log=str(slow_log))
+        (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+        r = subprocess.run([node, str(CLIENTS / "ts_client.mjs"), str(tmp_path / "cfg.json")], cwd=CLIENTS,
+                           capture_output=True, text=True, timeout=280)
     assert r.stdout.strip(), f"no report (exit {r.returncode}); stderr: {r.stderr[-3000:]}"
     results = json.loads(r.stdout.strip().splitlines()[-1])
     failed = [f"{x['name']}: {x['detail']}" for x in results if not x["ok"]]
     assert not failed, "\n".join(failed)
     names = {x["name"] for x in results}
     for scenario in ("list_tools", "search_code", "reindex_and_job_status", "unknown_tool", "five_mb_line",
-                     "garbage_then_alive", "cancel_mid_call", "http_tools", "http_foreign_origin_refused"):
+                     "garbage_then_alive", "cancel_mid_call", "http_tools", "http_cancel_mid_call",
+                     "http_foreign_origin_refused"):
         assert scenario in names, f"scenario {scenario} did not run"
     assert r.returncode == 0, r.stderr[-3000:]
 

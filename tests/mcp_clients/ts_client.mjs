@@ -218,6 +218,27 @@ async function main() {
       await expectMcpError(c.callTool({ name: "no_such_tool", arguments: {} }, undefined, TIMEOUT), -32602);
       await c.close();
     });
+    await check("http_cancel_mid_call", async () => {
+      const c = new Client({ name: "codesift-ts-http", version: "1.0.0" });
+      await c.connect(new StreamableHTTPClientTransport(new URL(cfg.slow_http_url)));
+      const ac = new AbortController();
+      const pending = c.callTool({ name: "search_code", arguments: { query: "scaled value", mode: "vector" } },
+        undefined, { signal: ac.signal, timeout: 60000 });
+      await c.ping();
+      ac.abort("changed my mind");
+      let aborted = false;
+      try { await pending; } catch { aborted = true; }
+      assert(aborted, "the aborted call resolved");
+      const deadline = Date.now() + 30000;
+      while (!readFileSync(cfg.slow_http_log, "utf8").includes("search_code stopped: cancelled by the client")) {
+        assert(Date.now() < deadline, "no trace of the stop in the server's log");
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const r = await c.callTool({ name: "search_code", arguments: { query: "scaled", mode: "text" } },
+        undefined, TIMEOUT);
+      assert(!r.isError && r.structuredContent.hits.length > 0, JSON.stringify(r).slice(0, 300));
+      await c.close();
+    });
     await check("http_foreign_origin_refused", async () => {
       const c = new Client({ name: "codesift-ts-http", version: "1.0.0" });
       const t = new StreamableHTTPClientTransport(new URL(cfg.http_url),
