@@ -464,33 +464,59 @@ def _more_files(root: Path, n: int) -> None:
         (root / f"extra_{i:02d}.py").write_text(body + "\n")
 
 
-@pytest.mark.parametrize("stop", ["eof", "sigterm"])
-@pytest.mark.parametrize("full", [
-    False,
-    pytest.param(True, marks=pytest.mark.xfail(strict=False, reason="needs generations (issue 11): --full "
-                                                                    "drops the table before re-embedding")),
+_NEEDS_GENERATIONS = pytest.mark.xfail(strict=False, reason="needs generations (issue 11): --full drops the "
+                                                             "table before re-embedding")
+
+
+@pytest.mark.parametrize("stop,full", [
+    ("eof", False), ("sigterm", False), ("sdk_close", False),
+    pytest.param("eof", True, marks=_NEEDS_GENERATIONS), pytest.param("sigterm", True, marks=_NEEDS_GENERATIONS),
 ])
 def test_stop_mid_reindex_keeps_the_index(tmp_path, stop, full):
-    """EOF or SIGTERM while a reindex job runs: the server stops the job through the pipeline's
-    shutdown path, exits, leaves no process behind, and the index keeps every row it had."""
+    """EOF, SIGTERM, or a client closing the way the SDKs do (EOF, 2 s, SIGTERM, 2 s, SIGKILL)
+    while a reindex job runs: the job is stopped through the pipeline's shutdown path, no
+    process is left behind, and the index keeps every row it had."""
     cs = Codesift(tmp_path)
     sample_tree(cs.root, files=4)
     index(cs.root, cs.index_dir, SLOW, FAULT_DELAY_S="0")
     before = cs.rows()
     assert before
     _more_files(cs.root, 30)
+    if stop == "sdk_close":
+        pid = _reindex_then_close_with_the_sdk(cs, full)
+    else:
+        pid = _reindex_then_stop_raw(cs, full, stop)
+    # the job was stopped, not orphaned (the SDK may SIGKILL the server before it reaps it)
+    wait_for(lambda: not _alive(pid), 20, f"the job (pid {pid}) to be gone")
+    after = cs.rows()
+    assert set(before) <= set(after), f"{len(set(before) - set(after))} of {len(before)} rows lost"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _job_running(tool) -> dict:
+    """Poll job_status until the job reports progress (while it still runs)."""
+    job_id = tool("reindex")["job_id"]
+
+    def running():
+        st = tool("job_status", {"job_id": job_id})
+        assert st["state"] == "running", st  # still running when we stop it
+        return (st["progress"] or {}).get("files_seen") is not None and st
+    return wait_for(running, 60, "the job to report progress", interval=0.1)
+
+
+def _reindex_then_stop_raw(cs: Codesift, full: bool, stop: str) -> int:
     c = RawClient(server_argv(str(cs.root), "--index-dir", str(cs.index_dir)), FAULT_DELAY_S="0.5")
     try:
         c.initialize()
-        job = c.tool("reindex", {"full": full})["structuredContent"]
-        job_id = job["job_id"]
-
-        def running():
-            st = c.tool("job_status", {"job_id": job_id})["structuredContent"]
-            assert st["state"] == "running", st  # still running when we stop it
-            return (st["progress"] or {}).get("files_seen") is not None and st
-        st = wait_for(running, 60, "the job to report progress", interval=0.1)
-        pid = st["pid"]
+        st = _job_running(lambda name, args=None: c.tool(name, {"full": full} if name == "reindex" else args)[
+            "structuredContent"])
         if stop == "eof":
             c.proc.stdin.close()
         else:
@@ -498,10 +524,32 @@ def test_stop_mid_reindex_keeps_the_index(tmp_path, stop, full):
         assert c.proc.wait(timeout=60) == 0
     finally:
         c.close()
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)  # the job was stopped and reaped, not orphaned
-    after = cs.rows()
-    assert set(before) <= set(after), f"{len(set(before) - set(after))} of {len(before)} rows lost"
+    assert not _alive(st["pid"])  # the server reaped its job before it exited
+    return st["pid"]
+
+
+def _reindex_then_close_with_the_sdk(cs: Codesift, full: bool) -> int:
+    params = _params(str(cs.root), "--index-dir", str(cs.index_dir), FAULT_DELAY_S="0.5")
+    box = {}
+
+    async def main():
+        with anyio.fail_after(120):
+            async with Client(params, mode="legacy") as client:
+                async def tool(name, args=None):
+                    return (await _call(client, name, {"full": full} if name == "reindex" else args)) \
+                        .structured_content
+                job_id = (await tool("reindex"))["job_id"]
+                with anyio.fail_after(60):
+                    while True:
+                        st = await tool("job_status", {"job_id": job_id})
+                        assert st["state"] == "running", st
+                        if (st["progress"] or {}).get("files_seen") is not None:
+                            break
+                        await anyio.sleep(0.1)
+                box["pid"] = st["pid"]
+
+    anyio.run(main)
+    return box["pid"]
 
 
 # ----------------------------------------------------------------------------- HTTP

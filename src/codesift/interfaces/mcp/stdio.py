@@ -330,9 +330,12 @@ def serve_stdio(service: CodesiftService, *, version: str, shutdown_s: float) ->
         if signals["n"] == 1:
             log.info("received %s: stopping", signal.Signals(signum).name)
             raise _Stop()
-        # A second signal: the jobs leave at once (their journal keeps the index consistent).
-        log.warning("received %s again: stopping the index jobs at once", signal.Signals(signum).name)
+        # Already stopping (a second signal, or the client's SIGTERM after its EOF grace
+        # period): the jobs leave at once (their journal keeps the index consistent) and the
+        # calls in flight stop at their next check, so the process is gone before a SIGKILL.
+        log.warning("received %s while stopping: stopping the index jobs at once", signal.Signals(signum).name)
         service.jobs.kill_all()
+        server.cancel_all("the server is stopping")
 
     installed = []
     if threading.current_thread() is threading.main_thread():
