@@ -275,19 +275,25 @@ def test_several_repositories(tmp_path):
     b = sample_tree(tmp_path / "beta", files=1)
     (b / "wombat.py").write_text("def wombat_burrow_depth():\n    return 7\n")
     (tmp_path / "beta" / "only_beta.txt").write_text("beta\n")
+    c = sample_tree(tmp_path / "gamma", files=1)  # never indexed
     index(a, None)
     index(b, None)
 
     async def main():
         with anyio.fail_after(120):
-            async with Client(_params(str(a), str(b)), mode="legacy") as client:
+            async with Client(_params(str(a), str(b), str(c)), mode="legacy") as client:
                 r = await _call(client, "index_status")
-                assert [x["repo"] for x in r.structured_content["repos"]] == ["alpha", "beta"]
+                assert [x["repo"] for x in r.structured_content["repos"]] == ["alpha", "beta", "gamma"]
+                assert r.structured_content["exists"] is False and r.structured_content["repos"][1]["exists"]
                 r = await _call(client, "search_code", {"query": "wombat burrow depth", "k": 5})
                 s = r.structured_content
                 assert s["hits"][0]["repo"] == "beta" and s["hits"][0]["path"] == "wombat.py"
                 assert {h["repo"] for h in s["hits"]} <= {"alpha", "beta"}
-                assert [c["repo"] for c in s["coverage"]] == ["alpha", "beta"]
+                assert [c["repo"] for c in s["coverage"]] == ["alpha", "beta", "gamma"]
+                gamma = s["coverage"][2]
+                assert not s["complete"] and not gamma["exists"] and "reindex with repo='gamma'" in gamma["advice"]
+                err = _err(await _call(client, "search_code", {"query": "wombat", "repos": ["gamma"]}))
+                assert err["code"] == "no_index"
                 r = await _call(client, "search_code", {"query": "wombat burrow depth", "repos": ["alpha"]})
                 assert {h["repo"] for h in r.structured_content["hits"]} == {"alpha"}
                 assert [c["repo"] for c in r.structured_content["coverage"]] == ["alpha"]

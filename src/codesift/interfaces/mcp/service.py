@@ -198,16 +198,16 @@ class CodesiftService:
             raise ToolError("unknown_repo", f"unknown repo(s) {', '.join(map(repr, unknown))}; this server "
                                             f"serves {self._names()}")
         targets = [self.repos[r] for r in dict.fromkeys(wanted)] if wanted else list(self.repos.values())
+        from ...errors import NoIndexError
+
         hits: list[dict] = []
         missing: list[Repo] = []
         for repo in targets:
             call.check()
             try:
                 found = self._search_one(repo, call, lambda s: s.search(query, k=k, mode=mode, **filters))
-            except ToolError as exc:
-                if exc.code != "no_index":
-                    raise
-                missing.append(repo)
+            except NoIndexError:
+                missing.append(repo)  # its coverage says so; the other repositories are still searched
                 continue
             hits.extend(_hit_dict(h, repo.name) for h in found)
         if len(missing) == len(targets):
