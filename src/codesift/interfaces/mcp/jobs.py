@@ -277,7 +277,7 @@ def _job_error(code: int, summary: dict | None, timed_out: bool, stop_reason: st
         return None
     err = (summary or {}).get("error") or {}
     message = err.get("message") if isinstance(err, dict) else str(err)
-    if status == "interrupted" or (summary is None and stop_reason and code in (-2, -15, 130, 143)):
+    if status == "interrupted" or (summary is None and stop_reason and code in (-2, -9, -15, 130, 137, 143)):
         why = f" ({stop_reason})" if stop_reason else ""
         return _err("interrupted", f"the index run was interrupted{why}; what was complete has been committed")
     if summary is None:

@@ -37,7 +37,7 @@ from .service import Call, CodesiftService, error_result, run_tool
 
 log = logging.getLogger("codesift.mcp")
 
-PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32700, -32600, -32601, -32602
+PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR = -32700, -32600, -32601, -32602, -32603
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 READ_BUFFER = 1 << 16
 WRITE_LOCK_S = 30.0
@@ -50,6 +50,10 @@ SIGNAL_DRAIN_S = 1.0  # after a signal: the same, shorter
 
 class _Stop(BaseException):
     """Raised in the main thread by SIGTERM/SIGINT to leave the read loop."""
+
+
+def _encode(message) -> bytes:
+    return json.dumps(message, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode() + b"\n"
 
 
 def valid_id(rid: Any) -> bool:
@@ -106,7 +110,12 @@ class StdioServer:
 
     # -- output ---------------------------------------------------------------------------
     def send(self, message) -> None:
-        data = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        try:
+            data = _encode(message)
+        except (TypeError, ValueError) as exc:  # a result that is not JSON: the request still gets an answer
+            log.error("reply not serializable: %s", exc)
+            rid = message.get("id") if isinstance(message, dict) else None
+            data = _encode(_error(rid, INTERNAL_ERROR, f"internal error: the reply could not be encoded ({exc})"))
         # A client that stops reading blocks the writer holding this lock: the others give up.
         if not self._write_lock.acquire(timeout=WRITE_LOCK_S):
             log.warning("reply dropped: stdout has been blocked for %gs (the client is not reading)", WRITE_LOCK_S)
@@ -142,7 +151,12 @@ class StdioServer:
             if more.endswith(b"\n"):
                 break
         m = _ID_HEAD.match(head) or _ID_TAIL.search(tail)
-        rid = json.loads(m.group(1)) if m else None
+        rid = None
+        if m:
+            try:
+                rid = json.loads(m.group(1))
+            except ValueError:
+                rid = None  # not a valid JSON string after all: answer with id null
         self.send(_error(rid, INVALID_REQUEST, f"message of {size} bytes exceeds the "
                                                f"{self.max_message_bytes // (1024 * 1024)} MiB limit; it was skipped"))
         return b""
