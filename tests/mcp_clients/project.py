@@ -91,7 +91,10 @@ class RawClient:
 
     def _read(self) -> None:
         for line in iter(self.proc.stdout.readline, b""):
-            self.lines.put(json.loads(line))
+            try:
+                self.lines.put(json.loads(line))
+            except ValueError:
+                self.lines.put({"__not_json__": line.decode(errors="replace")[:500]})
         self.lines.put(None)
 
     def write(self, data: bytes) -> None:
@@ -103,9 +106,11 @@ class RawClient:
 
     def next(self, timeout: float = 60.0):
         try:
-            return self.lines.get(timeout=timeout)
+            msg = self.lines.get(timeout=timeout)
         except queue.Empty:
             raise AssertionError(f"no reply within {timeout}s; stderr: {self.stderr_text()[-2000:]}") from None
+        assert not (isinstance(msg, dict) and "__not_json__" in msg), f"stdout carried a non-JSON line: {msg}"
+        return msg
 
     def request(self, method: str, params: dict | None = None, timeout: float = 60.0) -> dict:
         self._next += 1

@@ -107,6 +107,7 @@ class StdioServer:
         self._calls: dict[tuple, Call] = {}
         self._threads: set[threading.Thread] = set()
         self._lock = threading.Lock()
+        self._hurry = threading.Event()
 
     # -- output ---------------------------------------------------------------------------
     def send(self, message) -> None:
@@ -319,13 +320,20 @@ class StdioServer:
             call.cancel(reason)
 
     def drain(self, timeout_s: float) -> None:
-        """Wait (bounded) for the calls in flight to answer; cancel what is left."""
+        """Wait (bounded) for the calls in flight to answer, no longer once :meth:`hurry` is
+        called; cancel what is left."""
         deadline = time.monotonic() + timeout_s
         with self._lock:
             threads = list(self._threads)
         for t in threads:
-            t.join(max(0.0, deadline - time.monotonic()))
+            while t.is_alive() and not self._hurry.is_set() and time.monotonic() < deadline:
+                t.join(min(0.1, max(0.0, deadline - time.monotonic())))
         self.cancel_all("the server is shutting down")
+
+    def hurry(self, reason: str) -> None:
+        """Stop waiting for the calls in flight: cancel them (they stop at their next check)."""
+        self._hurry.set()
+        self.cancel_all(reason)
 
 
 def serve_stdio(service: CodesiftService, *, version: str, shutdown_s: float) -> None:
@@ -349,7 +357,7 @@ def serve_stdio(service: CodesiftService, *, version: str, shutdown_s: float) ->
         # calls in flight stop at their next check, so the process is gone before a SIGKILL.
         log.warning("received %s while stopping: stopping the index jobs at once", signal.Signals(signum).name)
         service.jobs.kill_all()
-        server.cancel_all("the server is stopping")
+        server.hurry("the server is stopping")
 
     installed = []
     if threading.current_thread() is threading.main_thread():
