@@ -84,6 +84,7 @@ class RawClient:
                                      env=env(**extra_env))
         self.lines: queue.Queue = queue.Queue()
         self.stderr: list[bytes] = []
+        self.seen: list = []  # every message received, in order (request() skips others' replies)
         self._next = 1000
         threading.Thread(target=self._read, daemon=True).start()
         threading.Thread(target=lambda: self.stderr.extend(iter(self.proc.stderr.readline, b"")),
@@ -92,7 +93,9 @@ class RawClient:
     def _read(self) -> None:
         for line in iter(self.proc.stdout.readline, b""):
             try:
-                self.lines.put(json.loads(line))
+                msg = json.loads(line)
+                self.seen.append(msg)
+                self.lines.put(msg)
             except ValueError:
                 self.lines.put({"__not_json__": line.decode(errors="replace")[:500]})
         self.lines.put(None)
