@@ -85,16 +85,15 @@ def serve_http(service: CodesiftService, *, host: str, port: int, version: str,
     print(f"codesift: MCP server listening on http://{host}:{port}/mcp", file=sys.stderr, flush=True)
     config = uvicorn.Config(app, host=host.strip("[]"), port=port, log_level="warning",
                             timeout_graceful_shutdown=max(1, int(shutdown_s)))
-    _Server(config).run()
+    _make_server(config).run()
 
 
-def _server_class():
+def _make_server(config):
+    """uvicorn's server, minus re-raising the stop signal once it has shut down (uvicorn
+    does, to end the process): the caller still has index jobs to stop before exiting."""
     import uvicorn
 
     class Server(uvicorn.Server):
-        """uvicorn's server, minus re-raising the stop signal once it has shut down: the
-        caller still has index jobs to stop before the process may exit."""
-
         @contextlib.contextmanager
         def capture_signals(self):
             if threading.current_thread() is not threading.main_thread():
@@ -107,8 +106,4 @@ def _server_class():
                 for sig, handler in old.items():
                     signal.signal(sig, handler)
 
-    return Server
-
-
-def _Server(config):  # noqa: N802 - a class made on first use (uvicorn loads only for HTTP)
-    return _server_class()(config)
+    return Server(config)
