@@ -17,7 +17,15 @@ demo: install
 	$(BIN)/codesift index .
 	$(BIN)/codesift search "retry an embedding batch with exponential backoff" -k 5
 
-test: install
+# The MCP client conformance tests drive real clients (TypeScript SDK, Inspector CLI),
+# pinned by tests/mcp_clients/package-lock.json; they run offline once installed.
+MCP_CLIENTS := tests/mcp_clients/node_modules/.package-lock.json
+
+$(MCP_CLIENTS): tests/mcp_clients/package-lock.json
+	timeout 900 npm ci --prefix tests/mcp_clients --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: install $(MCP_CLIENTS)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 eval: install

@@ -303,7 +303,7 @@ def measure_search(index_dir: Path, queries: list[str], cold_runs: int) -> dict:
 
 
 def measure_mcp(index_dir: Path, init_runs: int) -> dict:
-    if not (REPO / "src" / "codesift" / "interfaces" / "mcp_server.py").exists():
+    if not (REPO / "src" / "codesift" / "interfaces" / "mcp" / "__init__.py").exists():
         return {"available": False}
     try:
         r = run_timed([PY, WORKERS, "mcp", CORPUS, index_dir, WORK / "queries.txt", "--init-runs", init_runs])

@@ -207,8 +207,7 @@ def cmd_similar(args) -> int:
 def cmd_mcp(args) -> int:
     from .mcp_command import run_mcp
 
-    root, index_dir = _root_and_index(args)
-    return run_mcp(args, root, index_dir)
+    return run_mcp(args)  # several ROOTs: it resolves each root and index itself
 
 
 def cmd_watch(args) -> int:
