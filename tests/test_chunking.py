@@ -336,7 +336,7 @@ def test_available_grammars_all_load() -> None:
     assert set(grammars) == {"python", "javascript", "typescript", "tsx", "go", "rust", "java", "c", "cpp",
                              "csharp", "ruby", "php", "bash", "kotlin", "scala", "swift", "elixir", "haskell",
                              "lua", "zig", "dart", "yaml", "toml", "json", "sql", "html", "css", "dockerfile",
-                             "make", "hcl"}
+                             "make", "hcl", "starlark"}
     assert all(err is None for err in grammars.values()), grammars
 
 

@@ -443,6 +443,23 @@ CASES: dict[str, tuple[str, str, int, dict[str, str]]] = {
         }
         ''', 12, {"terraform": "block", "aws_s3_bucket.logs": "block", "var.region": "block",
                   "module.network": "block"}),
+    "starlark": ("absl/strings/BUILD.bazel", '''
+        load("@rules_cc//cc:defs.bzl", "cc_library", "cc_test")
+
+        package(default_visibility = ["//visibility:public"])
+
+        cc_library(
+            name = "strings",
+            srcs = ["str_cat.cc", "str_split.cc"],
+            hdrs = ["str_cat.h", "str_split.h"],
+            deps = [":internal"],
+        )
+
+        cc_test(
+            name = "str_cat_test",
+            srcs = ["str_cat_test.cc"],
+        )
+        ''', 12, {"strings": "rule", "str_cat_test": "rule"}),
     # the languages that were there first: the metadata gaps the symbol table needs filled
     "go": ("server/server.go", '''
         package server
@@ -554,7 +571,8 @@ def test_every_grammar_loads() -> None:
     ("site.css", "css"), ("Dockerfile", "dockerfile"), ("Dockerfile.prod", "dockerfile"),
     ("api.dockerfile", "dockerfile"), ("Containerfile", "dockerfile"), ("Makefile", "make"),
     ("GNUmakefile", "make"), ("rules.mk", "make"), ("main.tf", "hcl"), ("prod.tfvars", "hcl"),
-    ("config.hcl", "hcl"), ("notes.txt", "text"),
+    ("config.hcl", "hcl"), ("notes.txt", "text"), ("BUILD.bazel", "starlark"), ("defs.bzl", "starlark"),
+    ("build", "text"),
 ])
 def test_file_names_map_to_languages(path: str, lang: str) -> None:
     assert detect_language(path) == lang

@@ -378,6 +378,13 @@ def _elixir_name(node: Node) -> str:
     return text_of(first)
 
 
+def _elixir_scope(node: Node, symbol: str) -> str:
+    """What a macro's ``quote`` defines lands in the module that uses it, not in the macro."""
+    if _elixir_target(node) in ("defmacro", "defmacrop"):
+        return symbol.rsplit(".", 1)[0] if "." in symbol else ""
+    return symbol
+
+
 def _elixir_leading(node: Node) -> bool:
     """``@doc``/``@spec``/``@impl`` attributes document the definition after them."""
     if node.type != "unary_operator":
@@ -628,6 +635,33 @@ def _hcl_name(node: Node) -> str:
     return prefix + ".".join(labels)
 
 
+def _starlark_target(node: Node) -> str | None:
+    """``cc_library(name = "strings", ...)``: a build target, named by its ``name`` argument."""
+    if node.type != "call":
+        return None
+    args = node.child_by_field_name("arguments")
+    if args is None:
+        return None
+    for arg in args.named_children:
+        if arg.type == "keyword_argument" and _field_text(arg, "name") == "name":
+            value = arg.child_by_field_name("value")
+            if value is not None and value.type == "string":
+                return _unquote(text_of(value))
+    return None
+
+
+def _starlark_kind(node: Node, kind: str) -> str | None:
+    if node.type == "call":
+        return "rule" if _starlark_target(node) else None
+    return kind
+
+
+def _starlark_name(node: Node) -> str:
+    if node.type == "call":
+        return _starlark_target(node) or ""
+    return _field_text(node, "name")
+
+
 # -- the table ---------------------------------------------------------------------------
 
 SPECS: dict[str, Spec] = {
@@ -667,6 +701,9 @@ SPECS: dict[str, Spec] = {
                  "interface_declaration": "interface", "trait_declaration": "trait", "enum_declaration": "enum",
                  "namespace_definition": "namespace"}),
     "bash": Spec({"function_definition": "function"}),
+    "starlark": Spec({"function_definition": "function", "call": "rule"},
+                     frozenset({"decorated_definition", "expression_statement"}),
+                     kind_of=_starlark_kind, name_of=_starlark_name),
     "kotlin": Spec({"class_declaration": "class", "object_declaration": "class", "companion_object": "class",
                     "function_declaration": "function", "type_alias": "type",
                     "secondary_constructor": "method"},
@@ -681,7 +718,7 @@ SPECS: dict[str, Spec] = {
                    "init_declaration": "method", "deinit_declaration": "method",
                    "subscript_declaration": "method", "typealias_declaration": "type"},
                   kind_of=_swift_kind, name_of=_swift_name),
-    "elixir": Spec({"call": "function"}, kind_of=_elixir_kind, name_of=_elixir_name,
+    "elixir": Spec({"call": "function"}, kind_of=_elixir_kind, name_of=_elixir_name, scope_of=_elixir_scope,
                    is_leading=_elixir_leading),
     "haskell": Spec({"function": "function", "bind": "function", "data_type": "type", "newtype": "type",
                      "type_synonym": "type", "type_family": "type", "class": "class", "instance": "impl",

@@ -30,6 +30,7 @@ GRAMMARS: dict[str, tuple[str, str]] = {
     "ruby": ("tree_sitter_ruby", "language"),
     "php": ("tree_sitter_php", "language_php"),
     "bash": ("tree_sitter_bash", "language"),
+    "starlark": ("tree_sitter_python", "language"),  # Bazel/Buck build files: a Python dialect
     "kotlin": ("tree_sitter_kotlin", "language"),
     "scala": ("tree_sitter_scala", "language"),
     "swift": ("tree_sitter_swift", "language"),
@@ -65,6 +66,7 @@ EXTENSIONS: dict[str, str] = {
     ".php": "php", ".phtml": "php",
     ".sh": "bash", ".bash": "bash", ".zsh": "bash", ".ksh": "bash",
     ".md": "markdown", ".markdown": "markdown",
+    ".bzl": "starlark", ".bazel": "starlark", ".star": "starlark", ".sky": "starlark",
     ".kt": "kotlin", ".kts": "kotlin",
     ".scala": "scala", ".sc": "scala", ".sbt": "scala",
     ".swift": "swift",
@@ -88,6 +90,7 @@ FILENAMES: dict[str, str] = {
     "rakefile": "ruby", "gemfile": "ruby", "guardfile": "ruby", "vagrantfile": "ruby",
     ".bashrc": "bash", ".bash_profile": "bash", ".profile": "bash", ".zshrc": "bash",
     "pkgbuild": "bash",
+    "tiltfile": "starlark",  # (a bare BUILD is left alone: ./build is as often a shell script)
     "dockerfile": "dockerfile", "containerfile": "dockerfile",
     "makefile": "make", "gnumakefile": "make", "bsdmakefile": "make",
     ".clang-format": "yaml", ".clang-tidy": "yaml",
