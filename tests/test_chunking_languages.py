@@ -619,3 +619,20 @@ def test_dart_function_split_keeps_its_name() -> None:
     huge = [c for c in result.chunks if c.symbol == "huge"]
     assert len(huge) > 2 and all(c.kind == "function" for c in huge)
     assert huge[0].start_line <= 3  # the signature is in the first piece of the body
+
+
+def test_block_doc_comment_longer_than_a_chunk_is_named_after_its_definition() -> None:
+    doc = "/**\n" + "".join(f" * Line {i} of the documentation of this operator and its caveats.\n"
+                            for i in range(20)) + " */\n"
+    text = "package demo\n\n" + doc + "fun Flow<Int>.none(): Boolean = !any()\n\nval x = 1\n"
+    result = chunks_of("src/Logic.kt", text, 40)
+    doc_chunks = [c for c in result.chunks if 3 <= c.start_line <= 24]
+    assert len(doc_chunks) > 1
+    assert {c.symbol for c in doc_chunks} == {"Flow.none"}, [(c.start_line, c.symbol) for c in result.chunks]
+
+
+def test_c_macros_are_definitions() -> None:
+    text = ("#ifndef UTIL_H\n#define UTIL_H\n\n#define MAX_ITEMS 64\n\n"
+            "#define CHECK(cond) \\\n  do { if (!(cond)) abort(); } while (0)\n\nint util_run(void);\n\n#endif\n")
+    got = named(chunks_of("src/util.h", text, 12))
+    assert got.get("MAX_ITEMS") == "macro" and got.get("CHECK") == "macro", got

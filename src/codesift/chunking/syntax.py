@@ -305,8 +305,14 @@ class SyntaxChunker:
                     flush(dnode, member.start_point[0] + 1)
             if dnode is not None:
                 adopt(first, child_ctx.symbol, child_ctx.kind)
-            comments.clear()
-            out.extend(self.split(member, first, end, child_ctx, depth + 1))
+            if dnode is None and all(is_leading(spec, m) for m in members):
+                # a doc comment longer than a chunk: its windows wait for the definition below
+                mark = len(out)
+                out.extend(self.split(member, first, end, child_ctx, depth + 1))
+                comments.extend(range(mark, len(out)))
+            else:
+                comments.clear()
+                out.extend(self.split(member, first, end, child_ctx, depth + 1))
             after_split = True
         flush()
         return out
