@@ -636,3 +636,16 @@ def test_c_macros_are_definitions() -> None:
             "#define CHECK(cond) \\\n  do { if (!(cond)) abort(); } while (0)\n\nint util_run(void);\n\n#endif\n")
     got = named(chunks_of("src/util.h", text, 12))
     assert got.get("MAX_ITEMS") == "macro" and got.get("CHECK") == "macro", got
+
+
+def test_module_level_constants_are_named() -> None:
+    py = "import os\n\nMAX_RETRIES = 3\n\nSupported = Union[int, str]\n\n\ndef run():\n    local = 1\n    return local\n"
+    got = named(chunks_of("pkg/settings.py", py, 8))
+    assert got.get("MAX_RETRIES") == "variable" and got.get("Supported") == "variable", got
+    assert "local" not in got and "run.local" not in got
+    ts = 'const fs = require("fs");\n\nexport const LIMIT = 10;\n\nfunction g() {\n  const inner = 1;\n  return inner;\n}\n'
+    got = named(chunks_of("src/limits.ts", ts, 8))
+    assert got.get("LIMIT") == "variable" and "fs" not in got and "inner" not in got and "g.inner" not in got, got
+    rs = "use std::io;\n\npub const MAX: usize = 64;\n\nstatic NAME: &str = \"x\";\n\nfn main() {}\n"
+    got = named(chunks_of("src/main.rs", rs, 8))
+    assert got.get("MAX") == "constant" and got.get("NAME") == "constant", got

@@ -10,7 +10,7 @@ joined by ``.``, whatever the language's own separator (``::``, ``:``).
 
 Kinds form a small shared vocabulary: ``class``, ``interface``, ``struct``, ``enum``,
 ``union``, ``trait``, ``impl``, ``namespace``, ``module``, ``function``, ``method``,
-``macro``, ``type``, ``property``, ``test``, and for data and build formats ``section``,
+``macro``, ``type``, ``property``, ``variable``, ``constant``, ``test``, and for data and build formats ``section``,
 ``table``, ``view``, ``index``, ``trigger``, ``rule``, ``stage``, ``block``.
 """
 
@@ -130,10 +130,45 @@ def _js_kind(node: Node, kind: str) -> str | None:
     t = node.type
     if t in ("variable_declarator", "assignment_expression"):
         value = node.child_by_field_name("value" if t == "variable_declarator" else "right")
-        if value is None or value.type not in _FUNCTION_VALUES:
-            return None
-        return "class" if "class" in value.type else "function"
+        if value is not None and value.type in _FUNCTION_VALUES:
+            return "class" if "class" in value.type else "function"
+        if t == "variable_declarator" and _js_module_constant(node, value):
+            return "variable"
+        return None
     return kind
+
+
+def _js_module_constant(node: Node, value: Node | None) -> bool:
+    """``export const LIMIT = 10`` at the top of a module (not ``const fs = require("fs")``)."""
+    name = node.child_by_field_name("name")
+    if name is None or name.type != "identifier" or value is None:
+        return False
+    if value.type in ("call_expression", "await_expression"):
+        callee = value.named_children[0] if value.named_children else None
+        if callee is not None and text_of(callee).split("(")[0] in ("require", "import", "await import"):
+            return False
+    decl = node.parent
+    top = decl.parent if decl is not None else None
+    if top is not None and top.type == "export_statement":
+        top = top.parent
+    return top is not None and top.type == "program"
+
+
+def _python_kind(node: Node, kind: str) -> str | None:
+    if node.type == "assignment":
+        # a module-level ``NAME = ...``: constants and type aliases users look up by name
+        stmt = node.parent
+        left = node.child_by_field_name("left")
+        if (stmt is None or stmt.type != "expression_statement" or stmt.parent is None
+                or stmt.parent.type != "module" or left is None or left.type != "identifier"):
+            return None
+    return kind
+
+
+def _python_name(node: Node) -> str:
+    if node.type in ("assignment", "type_alias_statement"):
+        return _field_text(node, "left")
+    return _field_text(node, "name")
 
 
 def _js_name(node: Node) -> str:
@@ -665,8 +700,10 @@ def _starlark_name(node: Node) -> str:
 # -- the table ---------------------------------------------------------------------------
 
 SPECS: dict[str, Spec] = {
-    "python": Spec({"function_definition": "function", "class_definition": "class"},
-                   frozenset({"decorated_definition"})),
+    "python": Spec({"function_definition": "function", "class_definition": "class", "assignment": "variable",
+                    "type_alias_statement": "type"},
+                   frozenset({"decorated_definition", "expression_statement"}),
+                   kind_of=_python_kind, name_of=_python_name),
     "javascript": Spec(_JS_DEFS, _JS_WRAPPERS, kind_of=_js_kind, name_of=_js_name),
     "typescript": Spec(_TS_DEFS, _JS_WRAPPERS, kind_of=_js_kind, name_of=_js_name),
     "tsx": Spec(_TS_DEFS, _JS_WRAPPERS, kind_of=_js_kind, name_of=_js_name),
@@ -674,7 +711,8 @@ SPECS: dict[str, Spec] = {
                frozenset({"type_declaration"}), kind_of=_go_kind, name_of=_go_name),
     "rust": Spec({"function_item": "function", "function_signature_item": "function", "impl_item": "impl",
                   "trait_item": "trait", "struct_item": "struct", "enum_item": "enum", "union_item": "union",
-                  "mod_item": "namespace", "macro_definition": "macro", "type_item": "type"},
+                  "mod_item": "namespace", "macro_definition": "macro", "type_item": "type",
+                  "const_item": "constant", "static_item": "constant"},
                  name_of=_rust_name, scope_of=_rust_scope),
     "java": Spec({"class_declaration": "class", "interface_declaration": "interface", "enum_declaration": "enum",
                   "record_declaration": "class", "annotation_type_declaration": "interface",

@@ -26,6 +26,7 @@ MAX_DEPTH = 200  # deeper nesting than this falls back to line windows for that 
 SYMBOL_CHARS = 100
 LIST_SYMBOL_CHARS = 200  # a chunk holding several small definitions lists them, up to this length
 SMALL_FRACTION = 3  # definitions each under budget/3 may share a chunk
+LIGHT_KINDS = frozenset({"variable", "constant"})
 
 
 class ParseFailed(Exception):
@@ -111,6 +112,9 @@ class SyntaxChunker:
         """
         if not defs:
             return ctx.symbol, ctx.kind
+        heavy = [d for d in defs if def_kind(self.spec, d) not in LIGHT_KINDS]
+        if heavy:  # a constant next to a function: the function names the chunk
+            defs = heavy
         ctxs = [self.ctx_for(d, ctx) for d in defs]
         names = list(dict.fromkeys(c.symbol for c in ctxs if c.symbol))
         if len(names) <= 1:
@@ -273,9 +277,8 @@ class SyntaxChunker:
                     merge = costs.fits(a_start, end)
                     same = bool(defs) and ({d.id for d in defs} <= {d.id for d in a_defs}
                                            or self._names(defs) == self._names(a_defs))
-                    if merge and a_defs and defs and not same and (
-                        costs.cost(a_start, a_end) >= small or costs.cost(start, end) >= small
-                    ):
+                    if merge and a_defs and defs and not same and not self._light(defs) and not self._light(
+                        a_defs) and (costs.cost(a_start, a_end) >= small or costs.cost(start, end) >= small):
                         merge = False
                     if merge and leading and a_defs:
                         merge = False  # a comment before a definition goes with what follows
@@ -316,6 +319,11 @@ class SyntaxChunker:
             after_split = True
         flush()
         return out
+
+    def _light(self, defs: list[Any]) -> bool:
+        """Only module-level variables and constants: named, but merged like plain statements
+        (so naming them does not cut a file into more chunks)."""
+        return all(def_kind(self.spec, d) in LIGHT_KINDS for d in defs)
 
     def _names(self, defs: list[Any]) -> set[str]:
         """The bare names of ``defs`` (equal for the equations of one Haskell function)."""
