@@ -572,7 +572,7 @@ def test_every_grammar_loads() -> None:
     ("api.dockerfile", "dockerfile"), ("Containerfile", "dockerfile"), ("Makefile", "make"),
     ("GNUmakefile", "make"), ("rules.mk", "make"), ("main.tf", "hcl"), ("prod.tfvars", "hcl"),
     ("config.hcl", "hcl"), ("notes.txt", "text"), ("BUILD.bazel", "starlark"), ("defs.bzl", "starlark"),
-    ("build", "text"),
+    ("build", "text"), ("syntax/dockerfile.vim", "text"), ("Makefile.am", "make"),
 ])
 def test_file_names_map_to_languages(path: str, lang: str) -> None:
     assert detect_language(path) == lang

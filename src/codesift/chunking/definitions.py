@@ -8,6 +8,14 @@ the ranking layer's symbol table reads ("definitions first"), so a name is quali
 its enclosing scope (``Client.send``, ``Ecto.Repo.get``) the way users write it: scopes
 joined by ``.``, whatever the language's own separator (``::``, ``:``).
 
+A chunk's ``symbol`` is: the qualified name of the one definition it holds (or is part
+of, when a definition is split over several chunks, or documents, for a doc comment
+too long to share its definition's chunk); or ``a, b, c`` when several small
+definitions share it (a name never contains ``", "``, so splitting on it is safe); or
+the enclosing definition's name for code between definitions; or ``""`` at the top of
+a file outside any definition (kind ``module``). Module-level variables and constants
+are named only when no function or type shares their chunk.
+
 Kinds form a small shared vocabulary: ``class``, ``interface``, ``struct``, ``enum``,
 ``union``, ``trait``, ``impl``, ``namespace``, ``module``, ``function``, ``method``,
 ``macro``, ``type``, ``property``, ``variable``, ``constant``, ``test``, and for data and build formats ``section``,

@@ -123,11 +123,15 @@ def detect_language(path: str) -> str:
     lang = EXTENSIONS.get(ext)
     if lang:
         return lang
-    for prefix, lang in _NAME_PREFIXES:
-        if name.startswith(prefix):
-            return lang
+    if ext[1:] not in _NOT_VARIANTS:
+        for prefix, lang in _NAME_PREFIXES:
+            if name.startswith(prefix):
+                return lang
     return "text"
 
+
+# ``dockerfile.vim`` is an editor's syntax file, ``Makefile.orig`` a leftover: not variants
+_NOT_VARIANTS = frozenset({"vim", "el", "txt", "rst", "orig", "bak", "swp", "tmp", "log", "html", "xml", "sublime-syntax"})
 
 # C++ that a ``.h`` header gives away in its first lines
 _CPP_MARKERS = re.compile(

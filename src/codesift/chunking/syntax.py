@@ -4,7 +4,8 @@ A node whose lines fit the token budget is one chunk. A node that does not fit i
 into its children; the children's lines are partitioned so that every line of the
 node's range goes to exactly one child piece (children sharing a line share a piece),
 and neighbouring pieces that fit are merged greedily while the merged lines stay within
-budget. Definitions (functions, classes, ...) give chunks their ``symbol`` and ``kind``.
+budget. Definitions (functions, classes, ...) give chunks their ``symbol`` and ``kind``;
+what counts as one in each language, and how it is named, lives in ``definitions``.
 
 Lines are whole: a piece always covers complete lines, so chunks never overlap and
 every line of the file lies in exactly one piece (blank-only pieces are dropped later).
