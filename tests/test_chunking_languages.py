@@ -639,11 +639,13 @@ def test_c_macros_are_definitions() -> None:
 
 
 def test_module_level_constants_are_named() -> None:
-    py = "import os\n\nMAX_RETRIES = 3\n\nSupported = Union[int, str]\n\n\ndef run():\n    local = 1\n    return local\n"
+    py = ("import os\n\nMAX_RETRIES = 3\n\nSupported = Union[int, str]\n\n\n"
+          "def run():\n    local = 1\n    return local\n")
     got = named(chunks_of("pkg/settings.py", py, 8))
     assert got.get("MAX_RETRIES") == "variable" and got.get("Supported") == "variable", got
     assert "local" not in got and "run.local" not in got
-    ts = 'const fs = require("fs");\n\nexport const LIMIT = 10;\n\nfunction g() {\n  const inner = 1;\n  return inner;\n}\n'
+    ts = ('const fs = require("fs");\n\nexport const LIMIT = 10;\n\n'
+          "function g() {\n  const inner = 1;\n  return inner;\n}\n")
     got = named(chunks_of("src/limits.ts", ts, 8))
     assert got.get("LIMIT") == "variable" and "fs" not in got and "inner" not in got and "g.inner" not in got, got
     rs = "use std::io;\n\npub const MAX: usize = 64;\n\nstatic NAME: &str = \"x\";\n\nfn main() {}\n"

@@ -71,7 +71,7 @@ EXTENSIONS: dict[str, str] = {
     ".scala": "scala", ".sc": "scala", ".sbt": "scala",
     ".swift": "swift",
     ".ex": "elixir", ".exs": "elixir",
-    ".hs": "haskell", ".lhs": "haskell", ".hs-boot": "haskell",
+    ".hs": "haskell", ".hs-boot": "haskell",  # (literate .lhs is prose around code: windows)
     ".lua": "lua", ".rockspec": "lua",
     ".zig": "zig", ".zon": "zig",
     ".dart": "dart",
@@ -98,7 +98,7 @@ FILENAMES: dict[str, str] = {
     ".babelrc": "json", ".eslintrc": "json", "tsconfig.json": "json",
 }
 
-# name prefixes (``Dockerfile.dev``, ``Makefile.am``) and suffixes (``app.Dockerfile``)
+# name prefixes (``Dockerfile.dev``, ``Makefile.am``); suffixes (``app.dockerfile``) are extensions
 _NAME_PREFIXES: tuple[tuple[str, str], ...] = (("dockerfile.", "dockerfile"), ("containerfile.", "dockerfile"),
                                                ("makefile.", "make"))
 
@@ -131,24 +131,24 @@ def detect_language(path: str) -> str:
 
 
 # ``dockerfile.vim`` is an editor's syntax file, ``Makefile.orig`` a leftover: not variants
-_NOT_VARIANTS = frozenset({"vim", "el", "txt", "rst", "orig", "bak", "swp", "tmp", "log", "html", "xml", "sublime-syntax"})
+_NOT_VARIANTS = frozenset({"vim", "el", "txt", "rst", "orig", "bak", "swp", "tmp", "log", "html", "xml",
+                           "sublime-syntax"})
 
-# C++ that a ``.h`` header gives away in its first lines
+# C++ that a ``.h`` header gives away in its first 64 KiB
 _CPP_MARKERS = re.compile(
-    rb"^[ \t]*(?:namespace[ \t]+[A-Za-z_]|template[ \t]*<|class[ \t]+[A-Za-z_][\w]*[^;(]*\{|"
-    rb"(?:public|private|protected)[ \t]*:|using[ \t]+namespace[ \t]|extern[ \t]+\"C\+\+\"|"
-    rb"#[ \t]*include[ \t]*<(?:string|vector|memory|map|utility|type_traits|cstdint|cstddef|iostream|"
-    rb"algorithm|functional|atomic|mutex|thread|tuple|array|optional|cstring|limits)>)",
-    re.MULTILINE)
-_SNIFF_BYTES = 64 * 1024
+    r"^[ \t]*(?:namespace[ \t]+[A-Za-z_]|template[ \t]*<|class[ \t]+[A-Za-z_]\w*[^;(]*\{|"
+    r"(?:public|private|protected)[ \t]*:|using[ \t]+namespace[ \t]|extern[ \t]+\"C\+\+\"|"
+    r"#[ \t]*include[ \t]*<(?:string|vector|memory|map|utility|type_traits|cstdint|cstddef|iostream|"
+    r"algorithm|functional|atomic|mutex|thread|tuple|array|optional|cstring|limits)>)",
+    re.MULTILINE | re.ASCII)
+_SNIFF_CHARS = 64 * 1024
 
 
 def refine_language(lang: str, path: str, text: str) -> str:
     """A better guess from the content when the name is ambiguous: a ``.h`` file written in
     C++ (namespaces, templates, classes) is parsed as C++, which the C grammar cannot read."""
     if lang == "c" and path.lower().endswith(".h"):
-        head = text[:_SNIFF_BYTES].encode("utf-8", "surrogatepass")
-        if _CPP_MARKERS.search(head):
+        if _CPP_MARKERS.search(text, 0, _SNIFF_CHARS):
             return "cpp"
     return lang
 
