@@ -651,3 +651,12 @@ def test_module_level_constants_are_named() -> None:
     rs = "use std::io;\n\npub const MAX: usize = 64;\n\nstatic NAME: &str = \"x\";\n\nfn main() {}\n"
     got = named(chunks_of("src/main.rs", rs, 8))
     assert got.get("MAX") == "constant" and got.get("NAME") == "constant", got
+
+
+def test_commented_data_keys_share_chunks() -> None:
+    keys = "".join(f"# Enables feature number {i} of the crate.\nfeature_{i} = [\"dep/f{i}\"]\n\n" for i in range(8))
+    text = "[package]\nname = \"demo\"\n\n[features]\n" + keys
+    result = chunks_of("Cargo.toml", text, 60)
+    features = [c for c in result.chunks if c.symbol.startswith("features.")]
+    assert len(features) < 8, [(c.start_line, c.symbol) for c in result.chunks]
+    assert "features.feature_0" in named(result) and "features.feature_7" in named(result)

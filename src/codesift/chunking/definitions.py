@@ -27,6 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+# module-level variables and constants: named, but merged like plain statements
+LIGHT_KINDS = frozenset({"variable", "constant"})
 # kinds whose functions are methods (and that qualify the names inside them)
 CLASS_KINDS = frozenset({"class", "interface", "struct", "enum", "impl", "trait", "union"})
 # kinds whose names do not qualify what they contain: a namespace often wraps a whole
@@ -52,6 +54,8 @@ class Spec:
     CSS). ``stage_starts`` splits a flat list of instructions into named stages
     (Dockerfile ``FROM``). ``bodies`` are node types that hold the body of the
     definition just before them (Dart puts a function's signature and body side by side).
+    ``is_light`` marks definitions that are named but merged like plain statements (a
+    TOML key, a JSON scalar), so that naming them does not cut a file into more chunks.
     """
 
     defs: Mapping[str, str]
@@ -64,6 +68,7 @@ class Spec:
     flat: bool = False
     stage_starts: frozenset[str] = field(default_factory=frozenset)
     bodies: frozenset[str] = field(default_factory=frozenset)
+    is_light: Callable[[Node], bool] | None = None
 
 
 def text_of(node: Node | None) -> str:
@@ -572,6 +577,15 @@ def _toml_kind(node: Node, kind: str) -> str | None:
     return kind
 
 
+def _data_scalar(node: Node) -> bool:
+    """A key whose value is not a table, mapping or list: named, but merged freely."""
+    if node.type == "pair" and node.parent is not None and node.parent.type in ("document", "table",
+                                                                                 "table_array_element"):
+        return True  # TOML: every key of a table
+    value = _yaml_value(node) if node.type == "block_mapping_pair" else node.child_by_field_name("value")
+    return value is None or value.type not in _YAML_CONTAINERS | {"object", "array"}
+
+
 def _toml_name(node: Node) -> str:
     key = _first_child(node, ("bare_key", "dotted_key", "quoted_key"))
     return ".".join(_unquote(part.strip()) for part in text_of(key).split("."))
@@ -783,10 +797,11 @@ SPECS: dict[str, Spec] = {
                   "enum_declaration": "enum", "type_alias": "type", "function_signature": "function",
                   "method_signature": "method", "declaration": "method"},
                  kind_of=_dart_kind, name_of=_dart_name, bodies=frozenset({"function_body"})),
-    "yaml": Spec({"block_mapping_pair": "section"}, kind_of=_yaml_kind, name_of=_yaml_name),
+    "yaml": Spec({"block_mapping_pair": "section"}, kind_of=_yaml_kind, name_of=_yaml_name,
+                 is_light=_data_scalar),
     "toml": Spec({"table": "section", "table_array_element": "section", "pair": "section"},
-                 kind_of=_toml_kind, name_of=_toml_name),
-    "json": Spec({"pair": "section"}, kind_of=_json_kind, name_of=_json_name),
+                 kind_of=_toml_kind, name_of=_toml_name, is_light=_data_scalar),
+    "json": Spec({"pair": "section"}, kind_of=_json_kind, name_of=_json_name, is_light=_data_scalar),
     "sql": Spec(_SQL_DEFS, frozenset({"statement"}), name_of=_sql_name, leading=frozenset({"marginalia"})),
     "html": Spec({"element": "section"}, kind_of=_html_kind, name_of=_html_name, flat=True),
     "css": Spec({"rule_set": "rule", "media_statement": "section", "supports_statement": "section",
@@ -823,6 +838,13 @@ def def_scope(spec: Spec, node: Node, symbol: str) -> str:
     return symbol
 
 
+def is_light(spec: Spec, node: Node, kind: str | None) -> bool:
+    """A definition named, but merged with its neighbours like a plain statement."""
+    if kind in LIGHT_KINDS:
+        return True
+    return spec.is_light is not None and spec.is_light(node)
+
+
 def is_leading(spec: Spec, node: Node) -> bool:
     """A node that belongs with the definition after it (comment, decorator, doc, signature)."""
     t = node.type
@@ -842,5 +864,5 @@ def stage_name(node: Node) -> str:
     return ""
 
 
-__all__ = ["CLASS_KINDS", "SPECS", "Spec", "UNQUALIFYING_KINDS", "def_kind", "def_name", "def_scope",
-           "is_leading", "stage_name", "text_of"]
+__all__ = ["CLASS_KINDS", "LIGHT_KINDS", "SPECS", "Spec", "UNQUALIFYING_KINDS", "def_kind", "def_name",
+           "def_scope", "is_leading", "is_light", "stage_name", "text_of"]

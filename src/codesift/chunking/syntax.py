@@ -19,7 +19,7 @@ from typing import Any
 
 from .budget import LineCosts
 from .definitions import (CLASS_KINDS, SPECS, UNQUALIFYING_KINDS, def_kind, def_name, def_scope, is_leading,
-                          stage_name)
+                          is_light, stage_name)
 from .languages import get_parser
 from .windows import Segment, line_windows
 
@@ -27,7 +27,6 @@ MAX_DEPTH = 200  # deeper nesting than this falls back to line windows for that 
 SYMBOL_CHARS = 100
 LIST_SYMBOL_CHARS = 200  # a chunk holding several small definitions lists them, up to this length
 SMALL_FRACTION = 3  # definitions each under budget/3 may share a chunk
-LIGHT_KINDS = frozenset({"variable", "constant"})
 
 
 class ParseFailed(Exception):
@@ -113,7 +112,7 @@ class SyntaxChunker:
         """
         if not defs:
             return ctx.symbol, ctx.kind
-        heavy = [d for d in defs if def_kind(self.spec, d) not in LIGHT_KINDS]
+        heavy = [d for d in defs if not is_light(self.spec, d, def_kind(self.spec, d))]
         if heavy:  # a constant next to a function: the function names the chunk
             defs = heavy
         ctxs = [self.ctx_for(d, ctx) for d in defs]
@@ -281,7 +280,7 @@ class SyntaxChunker:
                     if merge and a_defs and defs and not same and not self._light(defs) and not self._light(
                         a_defs) and (costs.cost(a_start, a_end) >= small or costs.cost(start, end) >= small):
                         merge = False
-                    if merge and leading and a_defs:
+                    if merge and leading and a_defs and not self._light(a_defs):
                         merge = False  # a comment before a definition goes with what follows
                     if merge:
                         new_defs = a_defs + [d for d in defs if all(d.id != x.id for x in a_defs)]
@@ -322,9 +321,8 @@ class SyntaxChunker:
         return out
 
     def _light(self, defs: list[Any]) -> bool:
-        """Only module-level variables and constants: named, but merged like plain statements
-        (so naming them does not cut a file into more chunks)."""
-        return all(def_kind(self.spec, d) in LIGHT_KINDS for d in defs)
+        """Only light definitions (module-level constants, data keys): merged like statements."""
+        return all(is_light(self.spec, d, def_kind(self.spec, d)) for d in defs)
 
     def _names(self, defs: list[Any]) -> set[str]:
         """The bare names of ``defs`` (equal for the equations of one Haskell function)."""
