@@ -660,3 +660,21 @@ def test_commented_data_keys_share_chunks() -> None:
     features = [c for c in result.chunks if c.symbol.startswith("features.")]
     assert len(features) < 8, [(c.start_line, c.symbol) for c in result.chunks]
     assert "features.feature_0" in named(result) and "features.feature_7" in named(result)
+
+
+def test_named_yaml_list_items_are_sections() -> None:
+    text = textwrap.dedent("""\
+        jobs:
+          test:
+            steps:
+              - uses: actions/checkout@v4
+              - name: Run clippy
+                run: cargo clippy --all-targets -- -D warnings
+              - name: "Run tests"
+                run: |
+                  cargo test --all-features
+                  cargo test --no-default-features
+        """)
+    got = named(chunks_of(".github/workflows/ci.yml", text, 14))
+    assert got.get("jobs.test.steps.Run clippy") == "section", got
+    assert got.get("jobs.test.steps.Run tests") == "section", got

@@ -556,7 +556,10 @@ def _yaml_value(node: Node) -> Node | None:
 
 
 def _yaml_kind(node: Node, kind: str) -> str | None:
-    """A key whose value is a mapping or list, or any key at the top of a document, is a section."""
+    """A key whose value is a mapping or list, or any key at the top of a document, is a section;
+    so is a named list item (``- name: Run tests``)."""
+    if node.type == "block_sequence_item":
+        return kind if _yaml_item_label(node) else None
     value = _yaml_value(node)
     if value is not None and value.type in _YAML_CONTAINERS:
         return kind
@@ -566,7 +569,28 @@ def _yaml_kind(node: Node, kind: str) -> str | None:
     return kind if top is not None and top.type == "document" else None
 
 
+_YAML_ITEM_KEYS = ("name", "id", "key", "job", "task")
+
+
+def _yaml_item_label(node: Node) -> str:
+    """A list item that is a mapping with a ``name:`` (CI steps, containers, tasks)."""
+    body = node.named_children[-1] if node.named_children else None
+    if body is None or body.type != "block_node" or not body.named_children:
+        return ""
+    mapping = body.named_children[0]
+    if mapping.type != "block_mapping":
+        return ""
+    for pair in mapping.named_children:
+        if pair.type == "block_mapping_pair" and _yaml_name(pair) in _YAML_ITEM_KEYS:
+            value = _yaml_value(pair)
+            if value is not None and value.type in ("plain_scalar", "double_quote_scalar", "single_quote_scalar"):
+                return _unquote(text_of(value))
+    return ""
+
+
 def _yaml_name(node: Node) -> str:
+    if node.type == "block_sequence_item":
+        return _yaml_item_label(node)
     return _unquote(_field_text(node, "key"))
 
 
@@ -797,7 +821,7 @@ SPECS: dict[str, Spec] = {
                   "enum_declaration": "enum", "type_alias": "type", "function_signature": "function",
                   "method_signature": "method", "declaration": "method"},
                  kind_of=_dart_kind, name_of=_dart_name, bodies=frozenset({"function_body"})),
-    "yaml": Spec({"block_mapping_pair": "section"}, kind_of=_yaml_kind, name_of=_yaml_name,
+    "yaml": Spec({"block_mapping_pair": "section", "block_sequence_item": "section"}, kind_of=_yaml_kind, name_of=_yaml_name,
                  is_light=_data_scalar),
     "toml": Spec({"table": "section", "table_array_element": "section", "pair": "section"},
                  kind_of=_toml_kind, name_of=_toml_name, is_light=_data_scalar),
