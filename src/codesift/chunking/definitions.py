@@ -331,11 +331,12 @@ def _kotlin_name(node: Node) -> str:
         return text_of(name) or "Companion"
     if t == "secondary_constructor":
         return "constructor"
-    name = _field_text(node, "name")
-    if t == "function_declaration":
+    name_node = node.child_by_field_name("name")
+    name = text_of(name_node)
+    if t == "function_declaration" and name_node is not None:
         # an extension function: ``fun String.shout()`` → ``String.shout``
         for child in node.children:
-            if child.type == "name" or child == node.child_by_field_name("name"):
+            if child.id == name_node.id:
                 break
             if child.type in ("user_type", "nullable_type"):
                 return f"{short_type(text_of(child))}.{name}"
