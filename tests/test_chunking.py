@@ -317,7 +317,8 @@ def test_detect_language() -> None:
     assert detect_language("x.hpp") == "cpp"
     assert detect_language("README.md") == "markdown"
     assert detect_language("notes.markdown") == "markdown"
-    assert detect_language("Makefile") == "text"
+    assert detect_language("Makefile") == "make"
+    assert detect_language("Dockerfile.dev") == "dockerfile"
     assert detect_language("data.txt") == "text"
     assert detect_language("Rakefile") == "ruby"
     assert detect_language("x.mjs") == "javascript"
@@ -333,7 +334,9 @@ def test_shebang_picks_language_for_extensionless_scripts() -> None:
 def test_available_grammars_all_load() -> None:
     grammars = available_grammars()
     assert set(grammars) == {"python", "javascript", "typescript", "tsx", "go", "rust", "java", "c", "cpp",
-                             "csharp", "ruby", "php", "bash"}
+                             "csharp", "ruby", "php", "bash", "kotlin", "scala", "swift", "elixir", "haskell",
+                             "lua", "zig", "dart", "yaml", "toml", "json", "sql", "html", "css", "dockerfile",
+                             "make", "hcl", "starlark"}
     assert all(err is None for err in grammars.values()), grammars
 
 

@@ -20,7 +20,7 @@ from typing import Callable
 from ..models import Chunk, ChunkingResult
 from ..text import line_slice, split_lines
 from .budget import LineCosts
-from .languages import GRAMMARS, available_grammars, detect_language, language_from_shebang
+from .languages import GRAMMARS, available_grammars, detect_language, language_from_shebang, refine_language
 from .windows import Segment, line_windows, markdown_sections
 
 __all__ = ["available_grammars", "chunk_text", "detect_language"]
@@ -45,6 +45,8 @@ def chunk_text(
     lines = split_lines(text)
     if language is None and lang == "text" and lines:
         lang = language_from_shebang(lines[0]) or lang
+    if language is None:
+        lang = refine_language(lang, path, text)
     if not text.strip():
         return ChunkingResult(lang, [], None)
     if max_tokens < 1:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import importlib
 import posixpath
+import re
 import threading
+import warnings
 from typing import Any
 
 # language -> (module, function returning the grammar pointer)
@@ -28,6 +30,24 @@ GRAMMARS: dict[str, tuple[str, str]] = {
     "ruby": ("tree_sitter_ruby", "language"),
     "php": ("tree_sitter_php", "language_php"),
     "bash": ("tree_sitter_bash", "language"),
+    "starlark": ("tree_sitter_python", "language"),  # Bazel/Buck build files: a Python dialect
+    "kotlin": ("tree_sitter_kotlin", "language"),
+    "scala": ("tree_sitter_scala", "language"),
+    "swift": ("tree_sitter_swift", "language"),
+    "elixir": ("tree_sitter_elixir", "language"),
+    "haskell": ("tree_sitter_haskell", "language"),
+    "lua": ("tree_sitter_lua", "language"),
+    "zig": ("tree_sitter_zig", "language"),
+    "dart": ("tree_sitter_dart", "language"),
+    "yaml": ("tree_sitter_yaml", "language"),
+    "toml": ("tree_sitter_toml", "language"),
+    "json": ("tree_sitter_json", "language"),
+    "sql": ("tree_sitter_sql", "language"),
+    "html": ("tree_sitter_html", "language"),
+    "css": ("tree_sitter_css", "language"),
+    "dockerfile": ("tree_sitter_dockerfile", "language"),
+    "make": ("tree_sitter_make", "language"),
+    "hcl": ("tree_sitter_hcl", "language"),
 }
 
 EXTENSIONS: dict[str, str] = {
@@ -46,18 +66,48 @@ EXTENSIONS: dict[str, str] = {
     ".php": "php", ".phtml": "php",
     ".sh": "bash", ".bash": "bash", ".zsh": "bash", ".ksh": "bash",
     ".md": "markdown", ".markdown": "markdown",
+    ".bzl": "starlark", ".bazel": "starlark", ".star": "starlark", ".sky": "starlark",
+    ".kt": "kotlin", ".kts": "kotlin",
+    ".scala": "scala", ".sc": "scala", ".sbt": "scala",
+    ".swift": "swift",
+    ".ex": "elixir", ".exs": "elixir",
+    ".hs": "haskell", ".hs-boot": "haskell",  # (literate .lhs is prose around code: windows)
+    ".lua": "lua", ".rockspec": "lua",
+    ".zig": "zig", ".zon": "zig",
+    ".dart": "dart",
+    ".yaml": "yaml", ".yml": "yaml",
+    ".toml": "toml",
+    ".json": "json", ".jsonc": "json", ".json5": "json", ".geojson": "json", ".webmanifest": "json",
+    ".sql": "sql", ".ddl": "sql",
+    ".html": "html", ".htm": "html", ".xhtml": "html",
+    ".css": "css",
+    ".dockerfile": "dockerfile",
+    ".mk": "make", ".mak": "make", ".make": "make",
+    ".tf": "hcl", ".tfvars": "hcl", ".hcl": "hcl", ".nomad": "hcl",
 }
 
 FILENAMES: dict[str, str] = {
     "rakefile": "ruby", "gemfile": "ruby", "guardfile": "ruby", "vagrantfile": "ruby",
     ".bashrc": "bash", ".bash_profile": "bash", ".profile": "bash", ".zshrc": "bash",
     "pkgbuild": "bash",
+    "tiltfile": "starlark",  # (a bare BUILD is left alone: ./build is as often a shell script)
+    "dockerfile": "dockerfile", "containerfile": "dockerfile",
+    "makefile": "make", "gnumakefile": "make", "bsdmakefile": "make",
+    ".clang-format": "yaml", ".clang-tidy": "yaml",
+    "cargo.lock": "toml", "poetry.lock": "toml", "pipfile": "toml",
+    ".babelrc": "json", ".eslintrc": "json", "tsconfig.json": "json",
 }
+
+# name prefixes (``Dockerfile.dev``, ``Makefile.am``); suffixes (``app.dockerfile``) are extensions
+_NAME_PREFIXES: tuple[tuple[str, str], ...] = (("dockerfile.", "dockerfile"), ("containerfile.", "dockerfile"),
+                                               ("makefile.", "make"))
 
 # interpreter named on a "#!" line -> language
 _SHEBANG: tuple[tuple[str, str], ...] = (
     ("python", "python"), ("node", "javascript"), ("ruby", "ruby"), ("php", "php"),
     ("bash", "bash"), ("zsh", "bash"), ("ksh", "bash"), ("sh", "bash"),
+    ("lua", "lua"), ("luajit", "lua"), ("elixir", "elixir"), ("runhaskell", "haskell"), ("runghc", "haskell"),
+    ("make", "make"), ("gmake", "make"),
 )
 
 LANGUAGES: tuple[str, ...] = (*GRAMMARS, "markdown", "text")
@@ -70,7 +120,37 @@ def detect_language(path: str) -> str:
     if lang:
         return lang
     _, ext = posixpath.splitext(name)
-    return EXTENSIONS.get(ext, "text")
+    lang = EXTENSIONS.get(ext)
+    if lang:
+        return lang
+    if ext[1:] not in _NOT_VARIANTS:
+        for prefix, lang in _NAME_PREFIXES:
+            if name.startswith(prefix):
+                return lang
+    return "text"
+
+
+# ``dockerfile.vim`` is an editor's syntax file, ``Makefile.orig`` a leftover: not variants
+_NOT_VARIANTS = frozenset({"vim", "el", "txt", "rst", "orig", "bak", "swp", "tmp", "log", "html", "xml",
+                           "sublime-syntax"})
+
+# C++ that a ``.h`` header gives away in its first 64 KiB
+_CPP_MARKERS = re.compile(
+    r"^[ \t]*(?:namespace[ \t]+[A-Za-z_]|template[ \t]*<|class[ \t]+[A-Za-z_]\w*[^;(]*\{|"
+    r"(?:public|private|protected)[ \t]*:|using[ \t]+namespace[ \t]|extern[ \t]+\"C\+\+\"|"
+    r"#[ \t]*include[ \t]*<(?:string|vector|memory|map|utility|type_traits|cstdint|cstddef|iostream|"
+    r"algorithm|functional|atomic|mutex|thread|tuple|array|optional|cstring|limits)>)",
+    re.MULTILINE | re.ASCII)
+_SNIFF_CHARS = 64 * 1024
+
+
+def refine_language(lang: str, path: str, text: str) -> str:
+    """A better guess from the content when the name is ambiguous: a ``.h`` file written in
+    C++ (namespaces, templates, classes) is parsed as C++, which the C grammar cannot read."""
+    if lang == "c" and path.lower().endswith(".h"):
+        if _CPP_MARKERS.search(text, 0, _SNIFF_CHARS):
+            return "cpp"
+    return lang
 
 
 def language_from_shebang(first_line: str) -> str | None:
@@ -112,7 +192,10 @@ def get_language(lang: str) -> Any:
 
         module_name, func = GRAMMARS[lang]
         module = importlib.import_module(module_name)
-        found = tree_sitter.Language(getattr(module, func)())
+        with warnings.catch_warnings():
+            # tree-sitter-dockerfile 0.2 hands over its grammar as an int (deprecated, still supported)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            found = tree_sitter.Language(getattr(module, func)())
         _languages[lang] = found
         return found
 
