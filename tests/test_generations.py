@@ -72,7 +72,7 @@ def assert_serves(cs, rows, gen: str, dim: int) -> None:
 
 def stop_at_random_moment(cs, proc: subprocess.Popen, sig: int, rng: random.Random) -> None:
     """Send ``sig`` once the rebuild has embedded a seeded random number of chunks."""
-    threshold = rng.choice([0, 8, 24, 48])
+    threshold = rng.choice([0, 4, 8, 16])  # of ~26 chunks
 
     def reached():
         live = live_status(cs.index_dir)
@@ -93,23 +93,21 @@ def test_interrupted_rebuild_leaves_the_old_generation_serving_and_resumes_exact
     old = generation(cs)
     embedder = OTHER if switch else FAULTS + "slow"
     t0 = time.monotonic()
-    proc = cs.popen(embedder, "--full", "--batch-size", "4", "--shutdown-timeout", "2", FAULT_DELAY_S="0.15")
+    # No cache for the interrupted run: every chunk is embedded (slowly), so the signal lands mid-rebuild.
+    proc = cs.popen(embedder, "--full", "--no-embed-cache", "--batch-size", "2", "--shutdown-timeout", "2",
+                    FAULT_DELAY_S="0.25")
     stop_at_random_moment(cs, proc, sig, rng)
     out, err = proc.communicate(timeout=30)
     assert time.monotonic() - t0 < 40
-    if proc.returncode == 0:  # finished before the signal: the new generation serves
-        assert generation(cs) != old
-    else:
-        assert proc.returncode in (128 + sig, -sig), err
-        if sig != signal.SIGKILL:
-            assert json.loads(out)["status"] == "interrupted"
-            assert f"interrupted by {signal.Signals(sig).name}" in err
-        assert_serves(cs, rows, old, 64)  # untouched: the old generation, exactly
-        status = collect_status(cs.root, cs.index_dir)
-        assert status["embedder"]["name"] == "hash-64"
-        if status["rebuild"] is not None:
-            assert status["rebuild"]["state"] == "interrupted"
-            assert status["rebuild"]["embedder"] == embedder
+    assert proc.returncode in (128 + sig, -sig), err
+    if sig != signal.SIGKILL:
+        assert json.loads(out)["status"] == "interrupted"
+        assert f"interrupted by {signal.Signals(sig).name}" in err
+    assert_serves(cs, rows, old, 64)  # untouched: the old generation, exactly
+    status = collect_status(cs.root, cs.index_dir)
+    assert status["embedder"]["name"] == "hash-64"
+    assert status["rebuild"]["state"] == "interrupted"
+    assert status["rebuild"]["embedder"] == embedder
     # The next run (no --full) resumes the rebuild and swaps it in.
     t1 = time.monotonic()
     r = cs.index(embedder)
@@ -190,3 +188,37 @@ def test_a_legacy_index_is_migrated_in_place(tmp_path):
     assert r.summary["files"]["unchanged"] == 14
     assert (cs.index_dir / "lancedb").is_symlink()
     assert_serves(cs, rows, "g0", 64)
+
+
+def test_a_plain_index_resumes_an_interrupted_embedder_switch_and_a_chunking_change_rebuilds(served):
+    cs, rows = served
+    old = generation(cs)
+    # An embedder switch stopped early (its embedder fails at once): the old generation serves.
+    r = cs.index(OTHER, "--full", "--retries", "0", FAULT_RAISE="1")
+    assert r.code == 1 and "the other embedder is broken" in r.stderr
+    assert generation(cs) == old and os.path.lexists(cs.index_dir / "next")
+    # `codesift index` without --embedder picks the unfinished rebuild's embedder and resumes it.
+    plain = cs.run(cs.argv("index", str(cs.root), "--index-dir", str(cs.index_dir), "--json"))
+    assert plain.code == 0, plain.stderr
+    assert plain.summary["rebuild"]["resumed"] is True and plain.summary["rebuild"]["swapped"] is True
+    assert_serves(cs, rows, generation(cs), 32)
+    # --full back to the first embedder: the shared embedding cache makes it cheap.
+    done = cs.index(FAULTS + "clean", "--full")
+    assert done.code == 0, done.stderr
+    assert done.summary["rebuild"] == {"generation": generation(cs), "reason": "--full", "resumed": False,
+                                       "swapped": True}
+    assert done.summary["chunks"]["from_cache"] == len(rows) and done.summary["chunks"]["embedded"] == len(rows)
+    assert_serves(cs, rows, generation(cs), 64)
+    # A generation built by another chunking version is rebuilt by a plain run.
+    import sqlite3
+
+    db = sqlite3.connect(cs.index_dir / "manifest.sqlite")
+    db.execute("UPDATE meta SET value = '0' WHERE key = 'chunking'")
+    db.commit()
+    db.close()
+    before = generation(cs)
+    again = cs.index(FAULTS + "clean")
+    assert again.code == 0, again.stderr
+    assert again.summary["rebuild"]["reason"] == "chunking version 0 -> 1"
+    assert generation(cs) != before
+    assert_serves(cs, rows, generation(cs), 64)

@@ -141,7 +141,7 @@ class _Other(HashEmbedder):
     """Another embedder (``hash-32``): switching to it must build a new generation.
 
     ``FAULT_DELAY_S`` slows each call (so a signal lands mid-rebuild); from call
-    ``FAULT_HANG_AFTER`` on, every call hangs forever.
+    ``FAULT_HANG_AFTER`` on, every call hangs forever; with ``FAULT_RAISE`` every call fails.
     """
 
     def __init__(self) -> None:
@@ -153,6 +153,8 @@ class _Other(HashEmbedder):
         with self._count_lock:
             self.calls += 1
             n = self.calls
+        if os.environ.get("FAULT_RAISE"):
+            raise RuntimeError("the other embedder is broken (injected)")
         hang_after = os.environ.get("FAULT_HANG_AFTER")
         if hang_after and n >= int(hang_after):
             threading.Event().wait()

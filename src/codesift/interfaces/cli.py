@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("root", nargs="?", default=".")
     _add_index_dir(p)
     p.add_argument("--embedder", default=None,
-                   help="minilm (default), hash, or python:MODULE:ATTR (a factory returning an Embedder)")
+                   help="minilm, hash, or python:MODULE:ATTR (a factory returning an Embedder); default: the "
+                        "embedder of an unfinished rebuild, else the index's, else init's choice, else minilm")
     p.add_argument("--full", action="store_true", help="rebuild everything")
     p.add_argument("--strict", action="store_true", help="exit 3 if any file could not be read, decoded or parsed")
     p.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
@@ -131,7 +132,7 @@ def cmd_index(args) -> int:
     from ..pipeline.supervisor import run_index
 
     root, index_dir = _root_and_index(args)
-    embedder = args.embedder or _initial_embedder(index_dir)
+    embedder = args.embedder or _index_embedder(index_dir) or _initial_embedder(index_dir)
     cfg = C.IndexConfig(
         root=root, index_dir=index_dir, embedder=embedder, full=args.full, strict=args.strict,
         max_file_size=C.parse_size(args.max_file_size), batch_size=args.batch_size, retries=args.retries,
@@ -163,6 +164,34 @@ def cmd_index(args) -> int:
         print(f"codesift: error: --strict: {len(result.strict_problems)} file problem(s), "
               f"first: {result.strict_problems[0]['path']}", file=sys.stderr)
     return result.exit_code
+
+
+def _index_embedder(index_dir: Path) -> str | None:
+    """The embedder spec of an unfinished rebuild (so a plain ``index`` resumes it), else of
+    the current generation; None for a new index or one that cannot be read."""
+    from ..errors import StoreError
+    from ..inspection._common import open_manifest
+    from ..store.generations import read_state
+    from ..store.layout import IndexLayout
+
+    layout = IndexLayout(index_dir)
+    if not layout.exists():
+        return None
+    state = read_state(layout)
+    for source in (state.pending, state.current or layout):
+        if source is None or not source.manifest.is_file():
+            continue
+        try:
+            m = open_manifest(source)
+        except StoreError:
+            continue  # unreadable here: the run itself reports it
+        try:
+            spec = m.meta().get("spec")
+        finally:
+            m.close()
+        if spec:
+            return spec
+    return None
 
 
 def _initial_embedder(index_dir: Path) -> str:
