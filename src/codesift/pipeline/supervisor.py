@@ -251,16 +251,27 @@ class IndexRun:
         unfinished rebuild for this run's embedder is resumed. The current generation is
         only replaced when a rebuild completes (the swap in :meth:`run`).
         """
-        state = self.gens.prepare()
+        try:
+            state = self.gens.prepare()
+        except OSError as exc:
+            raise StoreError(f"cannot prepare the generations of {self.cfg.index_dir}: {exc.strerror or exc}",
+                             stage="store", cause=exc) from exc
         current, pending = state.current, state.pending
         ident = await self._identity()
         cur_meta, cur_has_data = await self._w(_peek, current, what="reading the current manifest")
         pend_meta = await self._w(_peek, pending, what="reading the rebuild's manifest") if pending else None
+        if pending is not None and not pend_meta[0].get("embedder"):
+            pending = None  # begun but never described (a crash right after begin): nothing to resume
+            self.gens.discard(state.pending)
         reason = None
         if self.cfg.full:
             if pending is not None:
                 log.info("--full: restarting the unfinished rebuild %s", pending.name)
-                self.gens.discard(pending)
+                try:
+                    self.gens.discard(pending)
+                except OSError as exc:
+                    raise StoreError(f"cannot remove the unfinished rebuild {pending.name}: {exc.strerror or exc}",
+                                     stage="store", cause=exc) from exc
                 pending = None
             reason = "--full"
         elif pending is not None and _same_embedder(pend_meta[0], ident):
@@ -284,7 +295,11 @@ class IndexRun:
                 self.target = current
                 return
         self.gens.check_room(current)
-        gen = self.gens.begin()
+        try:
+            gen = self.gens.begin()
+        except OSError as exc:
+            raise StoreError(f"cannot start a new generation in {self.cfg.index_dir}: {exc.strerror or exc}",
+                             stage="store", cause=exc) from exc
         meta = dict(embedder=ident[0], dim=str(ident[1]), spec=self.cfg.embedder,
                     chunking=stages.CHUNKING_VERSION, rebuild_reason=reason, rebuild_started_at=str(time.time()))
         await self._w(_init_generation, gen, meta, what="starting the new generation's manifest")
@@ -757,8 +772,9 @@ class IndexRun:
 
     # ------------------------------------------------------------------ driver
     def _on_signal(self, signum: int) -> None:
-        if self.stopping and self._stop_signal is not None:
-            # Second signal: leave at once. The journal keeps the index consistent.
+        if self.stopping:
+            # A signal after a stop was asked for (signal or cancel): leave at once. The
+            # journal keeps the index consistent.
             os._exit(128 + signum)
         self._request_stop(signum, None)
 

@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DiskSpaceError
+from ..errors import ConfigError, DiskSpaceError
 from .layout import GenerationLayout, IndexLayout
 
 MIGRATED_ID = "g0"  # the generation an index written before generations becomes
@@ -64,7 +64,10 @@ def free_bytes(path: Path) -> int:
     """Free bytes on the filesystem of ``path``; ``CODESIFT_TEST_FREE_BYTES`` overrides it (tests only)."""
     override = os.environ.get(FREE_BYTES_ENV)
     if override:
-        return int(override)
+        try:
+            return int(override)
+        except ValueError as exc:
+            raise ConfigError(f"{FREE_BYTES_ENV} must be a number of bytes, got {override!r}") from exc
     return shutil.disk_usage(path).free
 
 
