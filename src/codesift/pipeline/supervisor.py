@@ -647,7 +647,12 @@ class IndexRun:
         lance_paths = [it.path for it in items if it.delete_old or it.chunk_count]
         if lance_paths:
             await self._w(m.begin_write, lance_paths, what="journalling the paths of a write")
-            store = await self._get_store()
+            st = self.stats.stage("write")
+            st.waiting()  # opening the store (importing LanceDB) has its own deadline: not a stall
+            try:
+                store = await self._get_store()
+            finally:
+                st.busy()
             embedder = self._embedder
             with_rows = [it for it in items if it.chunk_count]
             rows = None
