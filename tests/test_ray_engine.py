@@ -167,6 +167,27 @@ def test_reindex_with_nothing_changed_does_not_start_ray(indexed):
     assert "Ray" not in err and seconds < 20
 
 
+def test_notes_and_strict_outcome_equal_the_local_engine(tmp_path):
+    """Both engines ask the same chunk policy (the embedder's hard token limit): a line
+    longer than the hash embedder's size target is no problem for either, so --strict
+    passes for both and the notes, skips and rows are identical."""
+    cs = Codesift(tmp_path)
+    sample_tree(cs.root, files=2)
+    (cs.root / "long_line.txt").write_text(" ".join(f"word{i}" for i in range(3000)) + "\n")
+    (cs.root / "latin1.txt").write_bytes(b"caf\xe9 au lait\n")  # undecodable: an error for both
+    code, out, err, seconds = ray_index(cs, FAULTS + "clean", "--strict")
+    local = cs.tmp / "local-strict"
+    r = cs.run(cs.argv("index", str(cs.root), "--index-dir", str(local), "--embedder", FAULTS + "clean",
+                       "--json", "--strict"))
+    assert code == r.code == 3, (err, r.stderr)  # the undecodable file fails --strict in both
+    assert seconds < RAY_RUN_TIMEOUT
+    ray_summary = json.loads(out)
+    assert ray_summary["files"]["notes"] == r.summary["files"]["notes"] == []
+    assert ray_summary["files"]["skipped"] == r.summary["files"]["skipped"]
+    assert [line for line in error_lines(err)] == [line for line in error_lines(r.stderr)]
+    assert cs.rows() == cs.rows(local)
+
+
 # ----------------------------------------------------------------- failures
 def test_failing_embedder_fails_in_bounded_time_with_one_clear_line(tmp_path):
     cs = Codesift(tmp_path)

@@ -30,6 +30,9 @@ from .errors import (
     StoreError,
 )
 
+from .config import Deadlines
+from .pipeline.cancel import CancelToken
+
 if TYPE_CHECKING:
     from .embedding import Embedder
     from .pipeline.supervisor import RunResult
@@ -48,13 +51,19 @@ class Index:
         self.index_dir = resolve_index_dir(self.root, index_dir)
         self._searcher = None
 
-    def index(self, **options) -> "RunResult":
-        """Run an incremental index (``full=True`` rebuilds). Options are IndexConfig fields."""
+    def index(self, *, cancel: "CancelToken | None" = None, **options) -> "RunResult":
+        """Run an incremental index (``full=True`` rebuilds a new generation beside the
+        serving one). Options are IndexConfig fields (``deadlines=Deadlines(embed=30)``).
+
+        ``cancel`` (a :class:`CancelToken`) stops the run like SIGINT. The result says
+        whether a thread of the run is still running (``live_threads``, e.g. a hung
+        embedder call); the writer lock stays held until it ends (``lock_released``).
+        """
         from .config import IndexConfig
         from .pipeline.supervisor import run_index
 
         self._searcher = None
-        return run_index(IndexConfig(root=self.root, index_dir=self.index_dir, **options))
+        return run_index(IndexConfig(root=self.root, index_dir=self.index_dir, **options), cancel=cancel)
 
     def search(self, query: str, k: int = 10, **filters) -> list["Hit"]:
         from .search.engine import open_searcher
@@ -80,7 +89,9 @@ def open(root: str | Path = ".", index_dir: str | Path | None = None) -> Index: 
 
 
 __all__ = [
+    "CancelToken",
     "CodesiftError",
+    "Deadlines",
     "ConfigError",
     "Embedder",
     "EmbedderMismatchError",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .errors import ConfigError
@@ -13,13 +14,6 @@ DEFAULT_INDEX_DIRNAME = ".codesift"
 INDEX_DIR_ENV = "CODESIFT_INDEX_DIR"
 
 DEFAULT_MAX_FILE_SIZE = 1 << 20
-DEFAULT_EMBED_TIMEOUT_S = 120.0
-DEFAULT_WRITE_TIMEOUT_S = 120.0
-DEFAULT_QUEUE_TIMEOUT_S = 600.0
-DEFAULT_MEMORY_WAIT_TIMEOUT_S = 60.0
-DEFAULT_PARSE_TIMEOUT_S = 10.0
-DEFAULT_STALL_TIMEOUT_S = 300.0
-DEFAULT_SHUTDOWN_TIMEOUT_S = 10.0
 DEFAULT_RETRIES = 3
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_LOCK_WAIT_S = 600.0
@@ -71,6 +65,48 @@ def resolve_index_dir(root: Path, index_dir: str | Path | None = None) -> Path:
     return (root / DEFAULT_INDEX_DIRNAME).resolve()
 
 
+def _deadline(default: float, flag: str | None, help: str) -> float:  # noqa: A002 - argparse's word
+    return field(default=default, metadata={"flag": flag, "help": help})
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """Every deadline of an index run, in seconds, in one validated value.
+
+    All are on by default (there is no "no deadline"). The CLI's ``--*-timeout`` options
+    are generated from the fields that name a flag (:meth:`cli_options`), so a new
+    deadline is added here once and appears in ``codesift index --help``.
+    """
+
+    embed: float = _deadline(120.0, "--embed-timeout", "deadline of one embed call")
+    write: float = _deadline(120.0, "--write-timeout", "deadline of one call to the index store (never retried "
+                                                        "past it: the run fails and the next run reconciles)")
+    queue: float = _deadline(600.0, "--queue-timeout", "deadline of any wait on a pipeline queue")
+    parse: float = _deadline(10.0, "--parse-timeout", "per-file parse deadline (then line windows, recorded)")
+    memory_wait: float = _deadline(60.0, "--memory-wait-timeout",
+                                   "how long RSS may stay above --memory-limit before the run fails")
+    stall: float = _deadline(300.0, "--stall-timeout", "a stage with work and no progress this long has stalled")
+    shutdown: float = _deadline(10.0, "--shutdown-timeout",
+                                "after SIGINT/SIGTERM or a cancel, how long in-flight work may take")
+    job: float = _deadline(24 * 3600.0, "--job-timeout", "wall-clock deadline of a whole Ray job")
+    read: float = _deadline(60.0, None, "deadline of reading one file")
+    model_load: float = _deadline(300.0, None, "deadline of loading the embedder")
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                    value > 0 and math.isfinite(value)):
+                name = f.metadata["flag"] or f.name.replace("_", "-") + " deadline"
+                raise ConfigError(f"{name.lstrip('-')} must be a finite number of seconds > 0, got {value!r}")
+
+    @classmethod
+    def cli_options(cls) -> list[tuple[str, str, float, str]]:
+        """(field, flag, default, help) of every deadline the CLI exposes."""
+        return [(f.name, f.metadata["flag"], f.default, f.metadata["help"])
+                for f in fields(cls) if f.metadata["flag"]]
+
+
 @dataclass(frozen=True)
 class IndexConfig:
     root: Path
@@ -81,14 +117,8 @@ class IndexConfig:
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
     batch_size: int = DEFAULT_BATCH_SIZE
     retries: int = DEFAULT_RETRIES
-    embed_timeout_s: float = DEFAULT_EMBED_TIMEOUT_S
-    write_timeout_s: float = DEFAULT_WRITE_TIMEOUT_S
-    queue_timeout_s: float = DEFAULT_QUEUE_TIMEOUT_S
-    parse_timeout_s: float = DEFAULT_PARSE_TIMEOUT_S
+    deadlines: Deadlines = field(default_factory=Deadlines)
     memory_limit: int = field(default_factory=default_memory_limit)
-    memory_wait_timeout_s: float = DEFAULT_MEMORY_WAIT_TIMEOUT_S
-    stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S
-    shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S
     lock_wait_s: float | None = None  # None: fail at once when locked
     backoff_base_s: float = 0.5
     backoff_max_s: float = 10.0
@@ -101,13 +131,10 @@ class IndexConfig:
     ray_address: str | None = None  # None: start a local Ray
     workers: int = 0  # Ray embed actors (0: one per 2 CPUs of the cluster, at least 1)
     gpus_per_worker: float = 0.0
-    job_timeout_s: float = 24 * 3600.0  # wall-clock deadline of a whole Ray job
 
     def __post_init__(self) -> None:
-        for name in ("embed_timeout_s", "write_timeout_s", "queue_timeout_s", "parse_timeout_s",
-                     "memory_wait_timeout_s", "stall_timeout_s", "shutdown_timeout_s"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name.removesuffix('_s').replace('_', '-')} must be > 0")
+        if not isinstance(self.deadlines, Deadlines):
+            raise ConfigError("deadlines must be a codesift.Deadlines value")
         if self.retries < 0:
             raise ConfigError("--retries must be >= 0")
         if self.batch_size < 1:

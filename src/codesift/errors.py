@@ -113,16 +113,33 @@ class StoreError(CodesiftError):
     """Reading or writing the index store failed."""
 
 
+class DiskSpaceError(CodesiftError):
+    """A rebuild was refused up front: the filesystem cannot hold two generations."""
+
+    show_stage = False
+
+
+class WriterAbandonedError(StoreError):
+    """A store call passed its deadline while it may still be running.
+
+    It is never retried (a second attempt beside a live first one could write twice);
+    the run fails and the next run reconciles from the journal.
+    """
+
+
 class InterruptedRun(CodesiftError):
     """The run was stopped by a signal; what was complete has been committed."""
 
-    def __init__(self, signum: int) -> None:
+    def __init__(self, signum: int | None = None, reason: str | None = None) -> None:
         import signal
 
-        name = signal.Signals(signum).name
-        super().__init__(f"interrupted by {name}", stage="supervisor")
+        if signum is None:  # a cancel token: the same shutdown as SIGINT, and its exit code
+            super().__init__(f"cancelled ({reason or 'cancel requested'})", stage="supervisor")
+            self.exit_code = 128 + signal.SIGINT
+        else:
+            super().__init__(f"interrupted by {signal.Signals(signum).name}", stage="supervisor")
+            self.exit_code = 128 + signum
         self.signum = signum
-        self.exit_code = 128 + signum
 
 
 class EmbedderCallError(StageError):

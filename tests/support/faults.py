@@ -135,3 +135,87 @@ class _WrongShape(Faulty):
 
 def wrong_shape():
     return _WrongShape()
+
+
+class _Other(HashEmbedder):
+    """Another embedder (``hash-32``): switching to it must build a new generation.
+
+    ``FAULT_DELAY_S`` slows each call (so a signal lands mid-rebuild); from call
+    ``FAULT_HANG_AFTER`` on, every call hangs forever; with ``FAULT_RAISE`` every call fails.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(32)
+        self.calls = 0
+        self._count_lock = threading.Lock()
+
+    def embed(self, texts):
+        with self._count_lock:
+            self.calls += 1
+            n = self.calls
+        if os.environ.get("FAULT_RAISE"):
+            raise RuntimeError("the other embedder is broken (injected)")
+        hang_after = os.environ.get("FAULT_HANG_AFTER")
+        if hang_after and n >= int(hang_after):
+            threading.Event().wait()
+        delay = float(os.environ.get("FAULT_DELAY_S", "0"))
+        if delay:
+            time.sleep(delay)
+        return super().embed(texts)
+
+
+def other():
+    return _Other()
+
+
+def hang_store():
+    """A clean embedder, plus a chunk store whose write number ``FAULT_STORE_CALL`` stalls
+    for ``FAULT_STORE_HANG_S`` seconds (past --write-timeout) and then completes.
+
+    ``FAULT_STORE_PHASE`` picks where it stalls: ``before`` the delete, ``between`` the
+    delete and the add, or ``after`` the add. The stalled write still lands later, which
+    is what a retry beside it would double.
+    """
+    from codesift.store import chunks
+
+    original = chunks.ChunkStore.replace
+    state = {"calls": 0}
+    lock = threading.Lock()
+
+    def replace(self, delete_paths, rows):
+        with lock:
+            state["calls"] += 1
+            n = state["calls"]
+        if n != int(os.environ.get("FAULT_STORE_CALL", "1")):
+            return original(self, delete_paths, rows)
+        stall = float(os.environ.get("FAULT_STORE_HANG_S", "3"))
+        phase = os.environ.get("FAULT_STORE_PHASE", "between")
+        if phase == "before":
+            threading.Event().wait(stall)
+            return original(self, delete_paths, rows)
+        if phase == "after":
+            original(self, delete_paths, rows)
+            threading.Event().wait(stall)
+            return None
+        self.delete_paths(delete_paths)
+        threading.Event().wait(stall)
+        if rows is not None and rows.num_rows:
+            self._table.add(rows)
+        return None
+
+    chunks.ChunkStore.replace = replace
+    return Faulty()
+
+
+GATE = threading.Event()  # in-process tests open it to let a gated embed call finish
+
+
+class _Gated(Faulty):
+    """In-process only: every embed call waits until the test sets :data:`GATE`."""
+
+    def before_call(self, n):
+        GATE.wait(120)  # bounded, so a broken test cannot hang the suite
+
+
+def gated():
+    return _Gated()

@@ -41,20 +41,6 @@ def open_manifest(layout: IndexLayout) -> Manifest:
 
 def du(path: Path) -> int:
     """Bytes used by the files under ``path`` (apparent size; links not followed)."""
-    total = 0
-    stack = [os.fspath(path)]
-    while stack:
-        d = stack.pop()
-        try:
-            with os.scandir(d) as it:
-                for e in it:
-                    try:
-                        if e.is_dir(follow_symlinks=False):
-                            stack.append(e.path)
-                        elif e.is_file(follow_symlinks=False):
-                            total += e.stat(follow_symlinks=False).st_size
-                    except OSError:
-                        continue
-        except OSError:
-            continue
-    return total
+    from ..store.generations import du as _du
+
+    return _du(path)

@@ -6,10 +6,12 @@ answers instantly, also while an index run is writing.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 from typing import IO
 
+from ..errors import StoreError
 from ..pipeline.telemetry import read_live_status
 from ..store.manifest import STATUS_ERROR, STATUS_INDEXED, STATUS_SKIPPED
 from ._common import du, open_manifest, require_index
@@ -63,10 +65,39 @@ def _running(live: dict | None) -> dict | None:
     }
 
 
+def _rebuild(layout, live: dict | None) -> dict | None:
+    """Progress of an unfinished rebuild (a generation under construction), from its own manifest."""
+    from ..store.generations import read_state
+
+    pending = read_state(layout).pending
+    if pending is None or not pending.manifest.is_file():
+        return None
+    m = open_manifest(pending)
+    try:
+        meta = m.meta()
+        counts = m.counts()
+    finally:
+        m.close()
+    running = bool(live and (live.get("rebuild") or {}).get("generation") == pending.name)
+    started = meta.get("rebuild_started_at")
+    return {
+        "generation": pending.name,
+        "reason": meta.get("rebuild_reason"),
+        "embedder": meta.get("spec") or meta.get("embedder"),
+        "started_at": float(started) if started else None,
+        "files_done": counts.get(STATUS_INDEXED, 0) + counts.get(STATUS_SKIPPED, 0) + counts.get(STATUS_ERROR, 0),
+        "chunks": counts.get("chunks", 0),
+        "state": "running" if running else "interrupted",
+    }
+
+
 def collect_status(root: Path, index_dir: Path) -> dict:
     root, index_dir = Path(root), Path(index_dir)
     layout = require_index(index_dir, "status")
-    manifest = open_manifest(layout)
+    from ..store.generations import read_state
+
+    current = read_state(layout).current  # resolved once: a swap mid-read cannot mix generations
+    manifest = open_manifest(current if current is not None else layout)
     try:
         meta = manifest.meta()
         counts = manifest.counts()
@@ -89,6 +120,11 @@ def collect_status(root: Path, index_dir: Path) -> dict:
                     notes.append({"path": rec.path, "note": rec.reason})
     finally:
         manifest.close()
+    live = read_live_status(layout.live_status)
+    try:
+        rebuild = _rebuild(layout, live)
+    except (StoreError, sqlite3.Error) as exc:
+        rebuild = {"state": "unreadable", "error": str(exc)}
     try:
         dim = int(meta["dim"]) if meta.get("dim") else None
     except ValueError:
@@ -109,7 +145,9 @@ def collect_status(root: Path, index_dir: Path) -> dict:
         "notes_total": notes_total,
         "pending": pending[:PENDING_CAP],
         "pending_total": len(pending),
-        "running": _running(read_live_status(layout.live_status)),
+        "running": _running(live),
+        "generation": current.name if current is not None else None,
+        "rebuild": rebuild,
     }
 
 
@@ -175,6 +213,15 @@ def render_status(report: dict, out: IO[str]) -> None:
         queues = run.get("queues") or {}
         if queues:
             rows.append(("queues", ", ".join(f"{k} {v}" for k, v in queues.items())))
+    rb = report.get("rebuild")
+    if rb:
+        if rb.get("state") == "unreadable":
+            rows.append(("rebuild", f"unreadable: {rb.get('error')}"))
+        else:
+            hint = "" if rb["state"] == "running" else "; the next index run resumes it (--full restarts it)"
+            rows.append(("rebuild", f"{rb['state']}: generation {rb['generation']} ({rb['reason']}, embedder "
+                                    f"{rb['embedder']}), {rb['files_done']} files and {rb['chunks']} chunks "
+                                    f"built so far; the current generation serves until it completes{hint}"))
     if report["pending_total"]:
         rows.append(("pending", f"{report['pending_total']} file(s) left in flight by an unfinished write"
                                 + ("" if run else "; the next index run repairs them")))

@@ -162,13 +162,19 @@ def verify_index(root: Path, index_dir: Path) -> dict:
     root, index_dir = Path(root), Path(index_dir)
     layout = require_index(index_dir, "verify")
     lists = _Lists()
+    from ..store.generations import read_state
 
-    manifest = open_manifest(layout)
+    # Resolve the current generation once: a rebuild swapping it mid-check must not make
+    # the manifest and the table come from two generations.
+    current = read_state(layout).current
+    source = current if current is not None else layout
+
+    manifest = open_manifest(source)
     try:
         pending1 = set(manifest.pending_paths())
         files1 = manifest.files()
         meta = manifest.meta()
-        store = _open_store(layout)
+        store = _open_store(source)
         if store is not None:
             table = store.scan(_META_COLUMNS)
             cols = {c: table.column(c).to_pylist() for c in _META_COLUMNS}
@@ -306,6 +312,7 @@ def verify_index(root: Path, index_dir: Path) -> dict:
     report: dict = {
         "root": str(root),
         "index_dir": str(index_dir),
+        "generation": current.name if current is not None else None,
         "consistent": not any(lists.totals.values()),
         "writer_active": writer_active,
         "counts": counts,

@@ -25,6 +25,17 @@ def _add_index_dir(p: argparse.ArgumentParser) -> None:
                    help=f"where the index lives (default: ROOT/{C.DEFAULT_INDEX_DIRNAME}, or ${C.INDEX_DIR_ENV})")
 
 
+def _add_deadline_options(p: argparse.ArgumentParser) -> None:
+    """One ``--*-timeout SECONDS`` option per deadline of :class:`~codesift.config.Deadlines`."""
+    for name, flag, default, text in C.Deadlines.cli_options():
+        p.add_argument(flag, dest=f"deadline_{name}", type=float, default=default, metavar="SECONDS",
+                       help=f"{text} (default {default:g})")
+
+
+def _deadlines(args) -> C.Deadlines:
+    return C.Deadlines(**{name: getattr(args, f"deadline_{name}") for name, *_ in C.Deadlines.cli_options()})
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="codesift", description="Local-first semantic code search: index a codebase, search it by meaning.")
@@ -42,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_index_dir(p)
     from ..embedding.options import EMBEDDER_HELP, add_embedder_arguments
 
-    p.add_argument("--embedder", default=None, help=EMBEDDER_HELP)
+    p.add_argument("--embedder", default=None,
+                   help=EMBEDDER_HELP + "; default: the embedder of an unfinished rebuild, else the index's, "
+                                        "else init's choice, else minilm")
     add_embedder_arguments(p)
     p.add_argument("--full", action="store_true", help="rebuild everything")
     p.add_argument("--strict", action="store_true", help="exit 3 if any file could not be read, decoded or parsed")
@@ -52,15 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-file-size", default=str(C.DEFAULT_MAX_FILE_SIZE), metavar="SIZE")
     p.add_argument("--batch-size", type=int, default=C.DEFAULT_BATCH_SIZE)
     p.add_argument("--retries", type=int, default=C.DEFAULT_RETRIES)
-    p.add_argument("--embed-timeout", type=float, default=C.DEFAULT_EMBED_TIMEOUT_S, metavar="SECONDS")
-    p.add_argument("--write-timeout", type=float, default=C.DEFAULT_WRITE_TIMEOUT_S, metavar="SECONDS")
-    p.add_argument("--queue-timeout", type=float, default=C.DEFAULT_QUEUE_TIMEOUT_S, metavar="SECONDS")
-    p.add_argument("--parse-timeout", type=float, default=C.DEFAULT_PARSE_TIMEOUT_S, metavar="SECONDS")
+    _add_deadline_options(p)
     p.add_argument("--memory-limit", default=None, metavar="SIZE",
                    help="RSS limit, e.g. 512MB or 2GiB (default: 75%% of the cgroup or machine memory)")
-    p.add_argument("--memory-wait-timeout", type=float, default=C.DEFAULT_MEMORY_WAIT_TIMEOUT_S, metavar="SECONDS")
-    p.add_argument("--stall-timeout", type=float, default=C.DEFAULT_STALL_TIMEOUT_S, metavar="SECONDS")
-    p.add_argument("--shutdown-timeout", type=float, default=C.DEFAULT_SHUTDOWN_TIMEOUT_S, metavar="SECONDS")
     p.add_argument("--threads", type=int, default=0, help="embedder threads (default: the CPUs available)")
     p.add_argument("--backoff", type=float, default=0.5, metavar="SECONDS", help="first retry backoff")
     p.add_argument("--no-embed-cache", action="store_true",
@@ -70,8 +77,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ray-address", default=None, metavar="ADDR", help="join this Ray cluster (default: start a local one)")
     p.add_argument("--workers", type=int, default=0, help="Ray embed workers (default: from the cluster's CPUs)")
     p.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G")
-    p.add_argument("--job-timeout", type=float, default=24 * 3600.0, metavar="SECONDS",
-                   help="wall-clock deadline of a whole Ray job")
 
     from ..search.command import add_search_arguments, add_similar_arguments
 
@@ -135,17 +140,16 @@ def cmd_index(args) -> int:
     root, index_dir = _root_and_index(args)
     from ..embedding.options import embedder_spec_from_args
 
-    embedder = embedder_spec_from_args(args.embedder or _initial_embedder(index_dir), args)
+    embedder = embedder_spec_from_args(
+        args.embedder or _index_embedder(index_dir) or _initial_embedder(index_dir), args)
     cfg = C.IndexConfig(
         root=root, index_dir=index_dir, embedder=embedder, full=args.full, strict=args.strict,
         max_file_size=C.parse_size(args.max_file_size), batch_size=args.batch_size, retries=args.retries,
-        embed_timeout_s=args.embed_timeout, write_timeout_s=args.write_timeout,
-        queue_timeout_s=args.queue_timeout, parse_timeout_s=args.parse_timeout,
+        deadlines=_deadlines(args),
         memory_limit=C.parse_size(args.memory_limit) if args.memory_limit else C.default_memory_limit(),
-        memory_wait_timeout_s=args.memory_wait_timeout, stall_timeout_s=args.stall_timeout,
-        shutdown_timeout_s=args.shutdown_timeout, lock_wait_s=args.wait, threads=args.threads,
+        lock_wait_s=args.wait, threads=args.threads,
         backoff_base_s=args.backoff, engine=args.engine, ray_address=args.ray_address, workers=args.workers,
-        gpus_per_worker=args.gpus_per_worker, job_timeout_s=args.job_timeout,
+        gpus_per_worker=args.gpus_per_worker,
         embed_cache=not args.no_embed_cache,
     )
     from .progress import make_progress
@@ -169,6 +173,34 @@ def cmd_index(args) -> int:
         print(f"codesift: error: --strict: {len(result.strict_problems)} file problem(s), "
               f"first: {result.strict_problems[0]['path']}", file=sys.stderr)
     return result.exit_code
+
+
+def _index_embedder(index_dir: Path) -> str | None:
+    """The embedder spec of an unfinished rebuild (so a plain ``index`` resumes it), else of
+    the current generation; None for a new index or one that cannot be read."""
+    from ..errors import StoreError
+    from ..inspection._common import open_manifest
+    from ..store.generations import read_state
+    from ..store.layout import IndexLayout
+
+    layout = IndexLayout(index_dir)
+    if not layout.exists():
+        return None
+    state = read_state(layout)
+    for source in (state.pending, state.current or layout):
+        if source is None or not source.manifest.is_file():
+            continue
+        try:
+            m = open_manifest(source)
+        except StoreError:
+            continue  # unreadable here: the run itself reports it
+        try:
+            spec = m.meta().get("spec")
+        finally:
+            m.close()
+        if spec:
+            return spec
+    return None
 
 
 def _initial_embedder(index_dir: Path) -> str:

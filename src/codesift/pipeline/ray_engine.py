@@ -47,7 +47,8 @@ from ..models import FileEntry, FileWork
 from ..store.manifest import STATUS_ERROR, STATUS_INDEXED, STATUS_SKIPPED
 from . import stages
 from .retry import Backoff, CircuitBreaker
-from .supervisor import _END, MODEL_LOAD_TIMEOUT_S, READ_Q_SIZE, WRITE_Q_SIZE, IndexRun, WriteItem
+from .items import outcome_item
+from .supervisor import _END, READ_Q_SIZE, WRITE_Q_SIZE, IndexRun
 from .threads import run_in_thread
 
 log = logging.getLogger("codesift.pipeline.ray")
@@ -96,14 +97,14 @@ def _with_deadline(fn, args: tuple, timeout_s: float, what: str):
     return box["result"]
 
 
-def _chunk_tools(spec: str) -> tuple[object, int]:
-    """Token counter and chunk budget of the embedder, built once per worker process."""
+def _chunk_tools(spec: str) -> tuple[object, int, bool]:
+    """Token counter, chunk budget and hard-limit flag of the embedder, once per worker process."""
     tools = _WORKER_EMBEDDERS.get(spec)
     if tools is None:
         from ..embedding import count_tokens_for, load_embedder
 
         emb = load_embedder(spec, threads=1)  # only its tokenizer is used here
-        tools = (count_tokens_for(emb), stages.chunk_budget(emb))
+        tools = (count_tokens_for(emb), stages.chunk_budget(emb), stages.hard_token_limit(emb))
         _WORKER_EMBEDDERS[spec] = tools
     return tools
 
@@ -113,7 +114,7 @@ def read_chunk_batch(batch, *, spec: str, max_file_size: int, parse_timeout_s: f
     import pyarrow as pa
 
     _quiet_stdout()
-    count_tokens, budget = _chunk_tools(spec)
+    count_tokens, budget, hard = _chunk_tools(spec)
     cols = {name: batch.column(name).to_pylist() for name in ("path", "abspath", "size", "mtime_ns", "known")}
     paths, payloads = [], []
     for path, abspath, size, mtime_ns, known in zip(*cols.values()):
@@ -123,7 +124,7 @@ def read_chunk_batch(batch, *, spec: str, max_file_size: int, parse_timeout_s: f
                "file_hash": outcome.file_hash, "reason": outcome.reason}
         if outcome.kind == "text":
             try:
-                result = _chunk_with_deadline(path, outcome.text, count_tokens, budget, parse_timeout_s)
+                result = _chunk_with_deadline(path, outcome.text, count_tokens, budget, parse_timeout_s, hard)
             except StageTimeoutError as exc:
                 out.update(kind=KIND_CHUNK_ERROR,
                            reason=f"chunking did not finish within its deadline ({exc.message})")
@@ -136,10 +137,10 @@ def read_chunk_batch(batch, *, spec: str, max_file_size: int, parse_timeout_s: f
     return pa.table({"path": pa.array(paths, pa.string()), "payload": pa.array(payloads, pa.binary())})
 
 
-def _chunk_with_deadline(path, text, count_tokens, budget, parse_timeout_s):
+def _chunk_with_deadline(path, text, count_tokens, budget, parse_timeout_s, hard_limit):
     def call():
         return stages.chunk_file(path, text, count_tokens=count_tokens, max_tokens=budget,
-                                 parse_timeout_s=parse_timeout_s)
+                                 parse_timeout_s=parse_timeout_s, hard_limit=hard_limit)
 
     return _with_deadline(call, (), parse_timeout_s * 2 + 30, "chunking")
 
@@ -315,8 +316,8 @@ class _RayHost:
 class RayIndexRun(IndexRun):
     """``codesift index --engine ray``: :class:`IndexRun` with read→embed on Ray."""
 
-    def __init__(self, cfg, *, on_tick=None, embedder=None) -> None:
-        super().__init__(cfg, on_tick=on_tick, embedder=embedder)
+    def __init__(self, cfg, *, on_tick=None, embedder=None, cancel=None) -> None:
+        super().__init__(cfg, on_tick=on_tick, embedder=embedder, cancel=cancel)
         self._ray: _RayHost | None = None
         self._job_deadline: float | None = None
 
@@ -395,10 +396,10 @@ class RayIndexRun(IndexRun):
 
     async def _job_watchdog(self, done: asyncio.Event) -> None:
         try:
-            async with asyncio.timeout(self.cfg.job_timeout_s):
+            async with asyncio.timeout(self.cfg.deadlines.job):
                 await done.wait()
         except TimeoutError:
-            raise StageTimeoutError(f"the job did not finish within {self.cfg.job_timeout_s:g}s (--job-timeout)",
+            raise StageTimeoutError(f"the job did not finish within {self.cfg.deadlines.job:g}s (--job-timeout)",
                                     stage="ray") from None
 
     async def _stages(self) -> None:
@@ -406,7 +407,7 @@ class RayIndexRun(IndexRun):
         write_q: asyncio.Queue = asyncio.Queue(WRITE_Q_SIZE)
         self._write_q = write_q
         self._queues = {"read": read_q, "write": write_q}
-        self._job_deadline = time.monotonic() + self.cfg.job_timeout_s
+        self._job_deadline = time.monotonic() + self.cfg.deadlines.job
         done = asyncio.Event()
 
         async def writer() -> None:
@@ -443,7 +444,7 @@ class RayIndexRun(IndexRun):
                         self._ray.wait_ready, timeout_s=min(RAY_START_TIMEOUT_S, self._remaining()), stage="ray",
                         what="starting Ray" if not cfg.ray_address else f"joining Ray at {cfg.ray_address}"))
                 prev = self._files.get(entry.path)
-                known = prev.file_hash if prev is not None and prev.status == STATUS_INDEXED and not cfg.full else ""
+                known = prev.file_hash if prev is not None and prev.status == STATUS_INDEXED else ""
                 entries[entry.path] = (entry, prev.chunk_count if prev else 0)
                 rows.append({"path": entry.path, "abspath": entry.abspath, "size": entry.size,
                              "mtime_ns": entry.mtime_ns, "known": known or ""})
@@ -474,12 +475,12 @@ class RayIndexRun(IndexRun):
         workers = cfg.workers or max(1, cpus // 2)
         threads = cfg.threads or max(1, cpus // workers)
         opts = {"spec": cfg.embedder, "threads": threads, "batch_size": cfg.batch_size, "retries": cfg.retries,
-                "embed_timeout_s": cfg.embed_timeout_s, "backoff_base_s": cfg.backoff_base_s,
+                "embed_timeout_s": cfg.deadlines.embed, "backoff_base_s": cfg.backoff_base_s,
                 "backoff_max_s": cfg.backoff_max_s, "breaker_threshold": cfg.breaker_threshold}
         ds = ray.data.from_items(rows, override_num_blocks=max(1, math.ceil(len(rows) / READ_BATCH_FILES)))
         ds = ds.map_batches(read_chunk_batch, batch_size=READ_BATCH_FILES, batch_format="pyarrow",
                             fn_kwargs={"spec": cfg.embedder, "max_file_size": cfg.max_file_size,
-                                       "parse_timeout_s": cfg.parse_timeout_s}, num_cpus=1)
+                                       "parse_timeout_s": cfg.deadlines.parse}, num_cpus=1)
         extra = {}
         if cfg.gpus_per_worker:
             extra["num_gpus"] = cfg.gpus_per_worker
@@ -496,13 +497,13 @@ class RayIndexRun(IndexRun):
         cfg = self.cfg
         read_st, embed_st = self.stats.stage("read"), self.stats.stage("embed")
         batches = iter(await run_in_thread(self._build_dataset, rows, resources,
-                                           timeout_s=min(cfg.queue_timeout_s, self._remaining()),
+                                           timeout_s=min(cfg.deadlines.queue, self._remaining()),
                                            stage="ray", what="planning the Ray job"))
         read_st.pending = embed_st.pending = len(rows)
         first = True
         while not self.stopping:
             # The first batch includes actor start-up and the model load on every worker.
-            wait = cfg.queue_timeout_s + (MODEL_LOAD_TIMEOUT_S if first else 0.0)
+            wait = cfg.deadlines.queue + (cfg.deadlines.model_load if first else 0.0)
             try:
                 batch = await run_in_thread(next, batches, None, timeout_s=min(wait, self._remaining()),
                                             stage="embed", what="waiting for the next Ray batch")
@@ -532,7 +533,7 @@ class RayIndexRun(IndexRun):
                                      f"expects {emb.name} (dim {emb.dim}); is the same codesift installed on "
                                      f"every node?", stage="embed")
             f = pickle.loads(payload)
-            entry, old = entries[path]
+            entry, _old = entries[path]
             read_st.pending -= 1
             embed_st.pending -= 1
             read_st.progress()
@@ -540,17 +541,18 @@ class RayIndexRun(IndexRun):
             if kind == KIND_EMBED_FAILED:
                 failure = failure or f
                 continue
+            prev = self._files.get(path)
             if kind == "unchanged":
                 self.stats.files_unchanged += 1
-                rec = dataclasses.replace(self._files[path], size=f["size"], mtime_ns=f["mtime_ns"])
-                item = WriteItem(path, rec)
+                outcome = stages.ReadOutcome(kind, f["size"], f["mtime_ns"], f["file_hash"])
+                item = outcome_item(path, outcome, prev)
             elif kind in (STATUS_SKIPPED, STATUS_ERROR, KIND_CHUNK_ERROR):
                 if kind == KIND_CHUNK_ERROR:
                     log.warning("%s: %s", path, f["reason"])
                     kind = STATUS_ERROR
                 self._note_problem(path, kind, f["reason"])
                 outcome = stages.ReadOutcome(kind, f["size"], f["mtime_ns"], f["file_hash"], reason=f["reason"])
-                item = WriteItem(path, stages.outcome_record(path, outcome), delete_old=old > 0, old_chunks=old)
+                item = outcome_item(path, outcome, prev)
             else:
                 chunks = f["chunks"]
                 if f["note"]:
@@ -558,9 +560,8 @@ class RayIndexRun(IndexRun):
                 work = FileWork(entry=dataclasses.replace(entry, size=f["size"], mtime_ns=f["mtime_ns"]),
                                        file_hash=f["file_hash"], language=f["language"], chunks=chunks,
                                        note=f["note"], vectors=f["vectors"], embedded=len(chunks))
-                item = WriteItem(path, stages.indexed_record(path, f["size"], f["mtime_ns"], f["file_hash"],
-                                                             len(chunks), f["language"], f["note"]),
-                                 work=work, delete_old=old > 0, old_chunks=old)
+                outcome = stages.ReadOutcome("text", f["size"], f["mtime_ns"], f["file_hash"])
+                item = outcome_item(path, outcome, prev, work)
                 self.stats.chunks_embedded += len(chunks)
                 embed_st.progress(len(chunks))
             await self._put(write_q, item, "embed", "write")

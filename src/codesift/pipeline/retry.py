@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from ..errors import StageError
+from ..errors import StageError, WriterAbandonedError
 
 T = TypeVar("T")
 
@@ -73,6 +73,8 @@ async def call_with_retries(
     while True:
         try:
             result = await call()
+        except WriterAbandonedError:
+            raise  # the abandoned attempt may still run: a retry could write twice
         except Exception as exc:  # every failure is counted, retried or raised below
             breaker.failure()
             if breaker.open:

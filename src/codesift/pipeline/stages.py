@@ -25,6 +25,10 @@ BINARY_SNIFF_BYTES = 8192
 HEADER_MAX_CHARS = 80
 HEADER_TOKEN_RESERVE = 40  # tokens kept free in every chunk for the embedding header
 DEFAULT_CHUNK_TOKENS = 256  # chunk budget when the embedder has no token limit
+# Bump when the chunker's output for the same file changes (new language, new split
+# rule): an index built by another version is rebuilt as a new generation, beside the
+# serving one, by the next ``index`` run. Recorded in each generation's manifest meta.
+CHUNKING_VERSION = "1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +107,13 @@ def chunk_budget(embedder: "Embedder") -> int:
     if not limit:
         return DEFAULT_CHUNK_TOKENS
     return max(16, int(limit) - HEADER_TOKEN_RESERVE)
+
+
+def hard_token_limit(embedder: "Embedder") -> bool:
+    """Whether the chunk budget is a hard limit: only an embedder with a token limit
+    truncates, so only then must an over-long line be split (and noted). Both engines
+    ask this one function, so their notes and ``--strict`` outcomes cannot drift."""
+    return bool(getattr(embedder, "max_tokens", None))
 
 
 def chunk_file(path: str, text: str, *, count_tokens, max_tokens: int, parse_timeout_s: float,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import os
 import signal
@@ -37,16 +38,21 @@ from ..errors import (
     StageTimeoutError,
     StallError,
     StoreError,
+    WriterAbandonedError,
 )
 from ..models import FileEntry, FileWork, SkippedFile
-from ..store.layout import IndexLayout
+from ..store.generations import Generations
+from ..store.layout import GenerationLayout, IndexLayout
 from ..store.lock import WriterLock
 from ..store.manifest import STATUS_ERROR, STATUS_INDEXED, STATUS_SKIPPED, FileRecord, Manifest
 from . import stages
+from .items import WriteItem, complete, outcome_item
 from .memory import MemoryGuard
 from .retry import Backoff, CircuitBreaker, call_with_retries
 from .telemetry import RunStats, dump_stacks, write_json_atomic
-from .threads import run_in_thread
+from .cancel import CancelToken
+from .threads import ThreadTracker, run_in_thread
+from .writer import StoreWriter
 
 log = logging.getLogger("codesift.pipeline")
 
@@ -55,24 +61,8 @@ READ_Q_SIZE = 256
 EMBED_Q_SIZE = 32
 WRITE_Q_SIZE = 64
 DISCOVER_BATCH = 512
-READ_TIMEOUT_S = 60.0
-MODEL_LOAD_TIMEOUT_S = 300.0
 MONITOR_INTERVAL_S = 1.0
-
-
-@dataclass
-class WriteItem:
-    """One file's outcome, ready to commit: new rows, a no-row record, or a removal."""
-
-    path: str
-    record: FileRecord | None  # None: the file is gone, remove it
-    work: FileWork | None = None  # chunks and vectors to write
-    delete_old: bool = False  # the file had rows that must go first
-    old_chunks: int = 0
-
-    @property
-    def chunk_count(self) -> int:
-        return len(self.work.chunks) if self.work else 0
+CLOSE_GRACE_S = 2.0  # at the end of a run, how long its threads may take to finish
 
 
 @dataclass
@@ -84,6 +74,11 @@ class RunResult:
     exit_code: int = 0
     strict_problems: list[dict] = field(default_factory=list)
     embedder: object | None = None  # the loaded embedder, for a caller's next run
+    rebuild: dict | None = None  # {"generation", "reason", "swapped"} when this run built a new generation
+    # Threads of this run still running work when it returned (a hung embed call): the
+    # writer lock stays held until they end, and lock_released says so.
+    live_threads: list[str] = field(default_factory=list)
+    lock_released: bool = True
 
     def summary(self) -> dict:
         s = self.stats
@@ -105,6 +100,8 @@ class RunResult:
             "peak_rss_bytes": s.peak_rss,
             "duration_s": round(self.duration_s, 3),
             "error": self.error.as_dict() if self.error else None,
+            "rebuild": self.rebuild,
+            "live_threads": self.live_threads,
         }
 
 
@@ -119,14 +116,24 @@ class IndexRun:
     """One ``codesift index`` run over a tree. Use :func:`run_index` to drive it."""
 
     def __init__(self, cfg: IndexConfig, *, on_tick: Callable[[dict], None] | None = None,
-                 embedder=None) -> None:
+                 embedder=None, cancel: CancelToken | None = None) -> None:
         self.cfg = cfg
         self.layout = IndexLayout(cfg.index_dir)
+        self.gens = Generations(self.layout)
+        # The generation this run writes: the current one, or a rebuild beside it (_plan).
+        self.target: GenerationLayout | None = None
+        self.rebuild: dict | None = None
+        # Every SQLite and LanceDB call of the run goes through this one thread (writer.py).
+        self.writer: StoreWriter | None = None
+        self.threads = ThreadTracker()
         self.stats = RunStats()
-        self.memory = MemoryGuard(cfg.memory_limit, cfg.memory_wait_timeout_s)
+        self.memory = MemoryGuard(cfg.memory_limit, cfg.deadlines.memory_wait)
         self.on_tick = on_tick
         self.stopping = False
         self._stop_signal: int | None = None
+        self._stop_reason: str | None = None
+        self._cancel = cancel
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._deadline_cancelled = False
         # A caller that runs many cycles (watch, MCP) passes its loaded embedder in.
         self._embedder = embedder
@@ -148,14 +155,20 @@ class IndexRun:
         self._store_lock = asyncio.Lock()
 
     # ------------------------------------------------------------------ helpers
+    async def _w(self, fn, *args, what: str, **kwargs):
+        """Run a store call (manifest, chunk table, embedding cache) on the writer thread."""
+        call = functools.partial(fn, *args, **kwargs) if kwargs else fn
+        return await self.writer.call(call, *(() if kwargs else args), timeout_s=self.cfg.deadlines.write,
+                                      what=what)
+
     async def _put(self, q: asyncio.Queue, item: object, stage: str, qname: str) -> None:
         st = self.stats.stage(stage)
         st.waiting()
         try:
-            async with asyncio.timeout(self.cfg.queue_timeout_s):
+            async with asyncio.timeout(self.cfg.deadlines.queue):
                 await q.put(item)
         except TimeoutError as exc:
-            raise StageTimeoutError(f"queue {qname} stayed full for {self.cfg.queue_timeout_s:g}s",
+            raise StageTimeoutError(f"queue {qname} stayed full for {self.cfg.deadlines.queue:g}s",
                                     stage=stage) from exc
         finally:
             st.busy()
@@ -164,10 +177,10 @@ class IndexRun:
         st = self.stats.stage(stage)
         st.waiting()
         try:
-            async with asyncio.timeout(self.cfg.queue_timeout_s):
+            async with asyncio.timeout(self.cfg.deadlines.queue):
                 return await q.get()
         except TimeoutError as exc:
-            raise StageTimeoutError(f"queue {qname} stayed empty for {self.cfg.queue_timeout_s:g}s",
+            raise StageTimeoutError(f"queue {qname} stayed empty for {self.cfg.deadlines.queue:g}s",
                                     stage=stage) from exc
         finally:
             st.busy()
@@ -180,16 +193,14 @@ class IndexRun:
                 emb = self._embedder
                 if emb is None:
                     emb = await run_in_thread(lambda: load_embedder(self.cfg.embedder, threads=self.cfg.threads),
-                                              timeout_s=MODEL_LOAD_TIMEOUT_S, stage="embed",
+                                              timeout_s=self.cfg.deadlines.model_load, stage="embed",
                                               what=f"loading embedder {self.cfg.embedder!r}")
-                if not self.cfg.full:
-                    self._check_identity(emb.name, emb.dim)
                 self._count_tokens = count_tokens_for(emb)
                 self._embedder = emb
             return self._embedder
 
-    def _check_identity(self, name: str, dim: int) -> None:
-        meta = self._manifest.meta()
+    @staticmethod
+    def _check_identity(meta: dict, name: str, dim: int) -> None:
         have = meta.get("embedder")
         if have and (have != name or int(meta.get("dim", dim)) != dim):
             raise EmbedderMismatchError(
@@ -212,38 +223,107 @@ class IndexRun:
         if self._store is None:
             from ..store.chunks import ChunkStore
 
-            self._store = await run_in_thread(ChunkStore, self.layout.lancedb, timeout_s=self.cfg.write_timeout_s,
-                                              stage="write", what="opening the chunk table")
+            from ..store.chunks import _import_lancedb
+
+            # The import (~1 s) is no store call: it runs beside the writer, so cache and
+            # manifest calls queued on the writer do not wait behind it.
+            await run_in_thread(_import_lancedb, timeout_s=self.cfg.deadlines.model_load, stage="write",
+                                what="importing LanceDB")
+            self._store = await self._w(ChunkStore, self.target.lancedb, what="opening the chunk table")
         return self._store
 
     # ------------------------------------------------------------------ set-up
+    async def _identity(self) -> tuple[str, int]:
+        """(name, dim) of this run's embedder; a ``python:`` spec is loaded to learn it."""
+        if self._embedder is not None:
+            return self._embedder.name, self._embedder.dim
+        ident = embedder_identity(self.cfg.embedder)
+        if ident is None:
+            emb = await self._get_embedder()
+            ident = (emb.name, emb.dim)
+        return ident
+
+    async def _plan(self) -> None:
+        """Choose the generation this run writes.
+
+        The current generation takes an ordinary incremental run. ``--full`` and a change
+        of chunking version start a new generation beside it (after a disk check); an
+        unfinished rebuild for this run's embedder is resumed. The current generation is
+        only replaced when a rebuild completes (the swap in :meth:`run`).
+        """
+        try:
+            state = self.gens.prepare()
+        except OSError as exc:
+            raise StoreError(f"cannot prepare the generations of {self.cfg.index_dir}: {exc.strerror or exc}",
+                             stage="store", cause=exc) from exc
+        current, pending = state.current, state.pending
+        ident = await self._identity()
+        cur_meta, cur_has_data = await self._w(_peek, current, what="reading the current manifest")
+        pend_meta = await self._w(_peek, pending, what="reading the rebuild's manifest") if pending else None
+        if pending is not None and not pend_meta[0].get("embedder"):
+            pending = None  # begun but never described (a crash right after begin): nothing to resume
+            self.gens.discard(state.pending)
+        reason = None
+        if self.cfg.full:
+            if pending is not None:
+                log.info("--full: restarting the unfinished rebuild %s", pending.name)
+                try:
+                    self.gens.discard(pending)
+                except OSError as exc:
+                    raise StoreError(f"cannot remove the unfinished rebuild {pending.name}: {exc.strerror or exc}",
+                                     stage="store", cause=exc) from exc
+                pending = None
+            reason = "--full"
+        elif pending is not None and _same_embedder(pend_meta[0], ident):
+            self.gens.check_room(current, pending)
+            meta = pend_meta[0]
+            self.target = pending
+            self.rebuild = {"generation": pending.name, "reason": meta.get("rebuild_reason", "resumed"),
+                            "resumed": True, "swapped": False}
+            log.info("resuming the unfinished rebuild %s", pending.name)
+            return
+        if reason is None:
+            self._check_identity(cur_meta, *ident)
+            have = cur_meta.get("chunking", stages.CHUNKING_VERSION)
+            if cur_has_data and have != stages.CHUNKING_VERSION:
+                reason = f"chunking version {have} -> {stages.CHUNKING_VERSION}"
+            else:
+                if pending is not None:
+                    log.warning("an unfinished rebuild (%s, embedder %s) is left as it is: run index with that "
+                                "embedder to resume it, or --full to restart", pending.name,
+                                pend_meta[0].get("spec"))
+                self.target = current
+                return
+        self.gens.check_room(current)
+        try:
+            gen = self.gens.begin()
+        except OSError as exc:
+            raise StoreError(f"cannot start a new generation in {self.cfg.index_dir}: {exc.strerror or exc}",
+                             stage="store", cause=exc) from exc
+        meta = dict(embedder=ident[0], dim=str(ident[1]), spec=self.cfg.embedder,
+                    chunking=stages.CHUNKING_VERSION, rebuild_reason=reason, rebuild_started_at=str(time.time()))
+        await self._w(_init_generation, gen, meta, what="starting the new generation's manifest")
+        self.target = gen
+        self.rebuild = {"generation": gen.name, "reason": reason, "resumed": False, "swapped": False}
+        log.info("building generation %s beside the current one (%s)", gen.name, reason)
+
     async def _reconcile(self) -> None:
         """Delete rows the manifest does not vouch for; forget their files."""
         m = self._manifest
-        pending = m.pending_paths()
-        if self.cfg.full:
-            pending = sorted(set(pending) | set(m.reset()))
-            store = await self._get_store()
-            await run_in_thread(store.drop, timeout_s=self.cfg.write_timeout_s, stage="write",
-                                what="dropping the chunk table for --full")
-            m.clear_journal()
-            return
+        pending = await self._w(m.pending_paths, what="reading the journal")
         if pending:
             log.info("reconciling %d file(s) left in flight by an interrupted run", len(pending))
             store = await self._get_store()
-            await run_in_thread(store.delete_paths, pending, timeout_s=self.cfg.write_timeout_s,
-                                stage="write", what="removing rows of interrupted writes")
-            m.forget(pending)
+            await self._w(store.delete_paths, pending, what="removing rows of interrupted writes")
+            await self._w(m.forget, pending, what="forgetting files of interrupted writes")
 
     async def _check_orphans(self, store) -> None:
         """A cheap count check; on mismatch, a scan removes rows nobody vouches for."""
         expected = sum(r.chunk_count for r in self._files.values() if r.status == STATUS_INDEXED)
-        actual = await run_in_thread(store.count, timeout_s=self.cfg.write_timeout_s, stage="write",
-                                     what="counting rows")
+        actual = await self._w(store.count, what="counting rows")
         if actual == expected:
             return
-        table = await run_in_thread(store.scan, ["path", "file_hash"], timeout_s=self.cfg.write_timeout_s,
-                                    stage="write", what="scanning for orphan rows")
+        table = await self._w(store.scan, ["path", "file_hash"], what="scanning for orphan rows")
         bad = set()
         for path, digest in zip(table.column("path").to_pylist(), table.column("file_hash").to_pylist()):
             rec = self._files.get(path)
@@ -257,9 +337,8 @@ class IndexRun:
                 bad.add(path)
         if bad:
             log.warning("removing rows of %d file(s) that the manifest does not vouch for", len(bad))
-            await run_in_thread(store.delete_paths, sorted(bad), timeout_s=self.cfg.write_timeout_s,
-                                stage="write", what="removing orphan rows")
-            self._manifest.forget(sorted(bad))
+            await self._w(store.delete_paths, sorted(bad), what="removing orphan rows")
+            await self._w(self._manifest.forget, sorted(bad), what="forgetting files of orphan rows")
             for p in bad:
                 self._files.pop(p, None)
 
@@ -275,7 +354,7 @@ class IndexRun:
         seen: set[str] = set()
         complete = True
         while True:
-            batch = await run_in_thread(_take, gen, DISCOVER_BATCH, timeout_s=self.cfg.queue_timeout_s,
+            batch = await run_in_thread(_take, gen, DISCOVER_BATCH, timeout_s=self.cfg.deadlines.queue,
                                         stage="discover", what="walking the tree")
             st.progress(len(batch))
             if not batch:
@@ -290,7 +369,7 @@ class IndexRun:
                 if isinstance(item, SkippedFile):
                     await self._record_skip(item, prev, write_q)
                     continue
-                if (not self.cfg.full and prev is not None and prev.size == item.size
+                if (prev is not None and prev.size == item.size
                         and prev.mtime_ns == item.mtime_ns and prev.status != STATUS_ERROR):
                     self.stats.files_unchanged += 1
                     if prev.status == STATUS_SKIPPED:
@@ -332,29 +411,24 @@ class IndexRun:
             st.pending = 1
             await self.memory.admit("read")
             prev = self._files.get(entry.path)
-            known = prev.file_hash if prev is not None and prev.status == STATUS_INDEXED and not cfg.full else None
-            outcome = await run_in_thread(_read, entry, known, cfg.max_file_size, timeout_s=READ_TIMEOUT_S,
+            known = prev.file_hash if prev is not None and prev.status == STATUS_INDEXED else None
+            outcome = await run_in_thread(_read, entry, known, cfg.max_file_size, timeout_s=self.cfg.deadlines.read,
                                           stage="read", what="reading the file", path=entry.path)
-            old = prev.chunk_count if prev else 0
             if outcome.kind == "unchanged":
                 self.stats.files_unchanged += 1
-                rec = dataclasses.replace(prev, size=outcome.size, mtime_ns=outcome.mtime_ns)
-                await self._put(write_q, WriteItem(entry.path, rec), "read", "write")
+                await self._put(write_q, outcome_item(entry.path, outcome, prev), "read", "write")
             elif outcome.kind in (STATUS_SKIPPED, STATUS_ERROR):
                 self._note_problem(entry.path, outcome.kind, outcome.reason)
-                await self._put(write_q, WriteItem(entry.path, stages.outcome_record(entry.path, outcome),
-                                                   delete_old=old > 0, old_chunks=old), "read", "write")
+                await self._put(write_q, outcome_item(entry.path, outcome, prev), "read", "write")
             else:
                 work = await self._chunk(entry, outcome)
                 if work is None:
-                    await self._put(write_q, WriteItem(
-                        entry.path, stages.outcome_record(entry.path, stages.ReadOutcome(
-                            STATUS_ERROR, outcome.size, outcome.mtime_ns, outcome.file_hash,
-                            reason=self._last_chunk_error)), delete_old=old > 0, old_chunks=old), "read", "write")
+                    failed = stages.ReadOutcome(STATUS_ERROR, outcome.size, outcome.mtime_ns, outcome.file_hash,
+                                                reason=self._last_chunk_error)
+                    await self._put(write_q, outcome_item(entry.path, failed, prev), "read", "write")
                 else:
                     work.vectors = [None] * len(work.chunks)
-                    item = WriteItem(entry.path, None, work=work, delete_old=old > 0, old_chunks=old)
-                    await self._put(embed_q, item, "read", "embed")
+                    await self._put(embed_q, outcome_item(entry.path, outcome, prev, work), "read", "embed")
             st.pending = 0
             st.progress()
         await self._put(embed_q, _END, "read", "embed")
@@ -371,10 +445,10 @@ class IndexRun:
         embedder = await self._get_embedder()
         budget = stages.chunk_budget(embedder)
         try:
-            hard = bool(getattr(embedder, "max_tokens", None))
+            hard = stages.hard_token_limit(embedder)
             result = await run_in_thread(
-                _chunk_call, entry.path, outcome.text, self._count_tokens, budget, self.cfg.parse_timeout_s, hard,
-                timeout_s=self.cfg.parse_timeout_s * 2 + 30, stage="chunk", what="chunking", path=entry.path)
+                _chunk_call, entry.path, outcome.text, self._count_tokens, budget, self.cfg.deadlines.parse, hard,
+                timeout_s=self.cfg.deadlines.parse * 2 + 30, stage="chunk", what="chunking", path=entry.path)
         except StageTimeoutError as exc:
             reason = f"chunking did not finish within its deadline ({exc.message})"
         except Exception as exc:  # a chunker bug is this file's problem: recorded, shown, --strict fails
@@ -439,10 +513,10 @@ class IndexRun:
         texts = stages.embedding_texts([it.work.chunks[i] for it, i in part])
         dim = embedder.dim
 
-        cache = self._embed_cache(embedder)
+        cache = await self._embed_cache(embedder)
         keys = [cache.key(t) for t in texts] if cache is not None else []
         try:
-            cached = cache.get_many(keys) if cache is not None else {}
+            cached = await self._w(cache.get_many, keys, what="reading the embedding cache") if cache else {}
         except sqlite3.Error as exc:
             self._disable_cache(exc)
             cache, keys, cached = None, [], {}
@@ -452,7 +526,7 @@ class IndexRun:
             if not missing:
                 return None
             vectors = await run_in_thread(embedder.embed, [texts[i] for i in missing],
-                                          timeout_s=self.cfg.embed_timeout_s, stage="embed",
+                                          timeout_s=self.cfg.deadlines.embed, stage="embed",
                                           what="the embed call", batch=label)
             check_embeddings(vectors, len(missing), dim, self.cfg.embedder)
             return vectors
@@ -471,7 +545,8 @@ class IndexRun:
                 vectors[i] = fresh[j]
             self.stats.chunks_cached += len(texts) - len(missing)
             try:
-                cache.put_many([(keys[i], fresh[j]) for j, i in enumerate(missing)])
+                await self._w(cache.put_many, [(keys[i], fresh[j]) for j, i in enumerate(missing)],
+                              what="writing the embedding cache")
             except sqlite3.Error as exc:
                 self._disable_cache(exc)
         self.stats.chunks_embedded += len(part)
@@ -482,7 +557,7 @@ class IndexRun:
             if item.work.embedded == len(item.work.chunks):
                 await self._complete(item, write_q)
 
-    def _embed_cache(self, embedder):
+    async def _embed_cache(self, embedder):
         """The content-addressed cache, opened on first use (None when disabled)."""
         if not self.cfg.embed_cache or self._cache_disabled:
             return None
@@ -492,7 +567,8 @@ class IndexRun:
             # Kept across --full on purpose: it is keyed by embedder and text, so it can
             # never serve a stale vector, and it makes a rebuild cheap.
             try:
-                self._cache = EmbedCache(self.layout.embed_cache, embedder.name, embedder.dim)
+                self._cache = await self._w(EmbedCache, self.layout.embed_cache, embedder.name, embedder.dim,
+                                            what="opening the embedding cache")
             except sqlite3.Error as exc:
                 self._disable_cache(exc)
         return self._cache
@@ -502,14 +578,11 @@ class IndexRun:
         log.warning("embedding cache disabled for this run (%s: %s); every chunk is embedded",
                     type(exc).__name__, exc)
         self._cache_disabled = True
-        if self._cache is not None:
-            self._cache.close()
-            self._cache = None
+        # Its connection is closed with the others at the end of the run, on the writer.
+
 
     async def _complete(self, item: WriteItem, write_q: asyncio.Queue) -> None:
-        w = item.work
-        item.record = stages.indexed_record(item.path, w.entry.size, w.entry.mtime_ns, w.file_hash,
-                                            len(w.chunks), w.language, w.note)
+        complete(item)
         self.stats.stage("embed").pending -= 1
         await self._put(write_q, item, "embed", "write")
 
@@ -521,7 +594,7 @@ class IndexRun:
             if self._write_buffer:
                 wait = max(0.0, self.cfg.write_interval_s - (time.monotonic() - last))
             else:
-                wait = self.cfg.queue_timeout_s
+                wait = self.cfg.deadlines.queue
             st.waiting()
             try:
                 async with asyncio.timeout(wait):
@@ -573,8 +646,13 @@ class IndexRun:
         m = self._manifest
         lance_paths = [it.path for it in items if it.delete_old or it.chunk_count]
         if lance_paths:
-            m.begin_write(lance_paths)
-            store = await self._get_store()
+            await self._w(m.begin_write, lance_paths, what="journalling the paths of a write")
+            st = self.stats.stage("write")
+            st.waiting()  # opening the store (importing LanceDB) has its own deadline: not a stall
+            try:
+                store = await self._get_store()
+            finally:
+                st.busy()
             embedder = self._embedder
             with_rows = [it for it in items if it.chunk_count]
             rows = None
@@ -584,16 +662,18 @@ class IndexRun:
                 rows = build_rows([(it.work.chunks, it.work.file_hash, it.work.vectors) for it in with_rows],
                                   embedder.dim)
                 if store.table is None:
-                    await run_in_thread(store.ensure_table, embedder.dim, timeout_s=self.cfg.write_timeout_s,
-                                        stage="write", what="creating the chunk table")
-                    m.set_meta(embedder=embedder.name, dim=str(embedder.dim), spec=self.cfg.embedder)
+                    await self._w(store.ensure_table, embedder.dim, what="creating the chunk table")
+                    await self._w(m.set_meta, embedder=embedder.name, dim=str(embedder.dim),
+                                  spec=self.cfg.embedder, chunking=stages.CHUNKING_VERSION,
+                                  what="recording the embedder")
             deletes = [it.path for it in items if it.delete_old]
             backoff = Backoff(self.cfg.backoff_base_s, self.cfg.backoff_max_s)
 
             async def attempt():
-                await run_in_thread(store.replace, deletes, rows, timeout_s=self.cfg.write_timeout_s,
-                                    stage="write", what="writing chunk rows",
-                                    batch=f"{len(items)} file(s) from {items[0].path}")
+                # Retried only when the attempt has ended (an exception). A deadline
+                # abandons the writer instead (WriterAbandonedError is never retried).
+                await self._w(store.replace, deletes, rows,
+                              what=f"writing chunk rows of {len(items)} file(s) from {items[0].path}")
 
             def on_retry(n: int, exc: BaseException) -> None:
                 self.stats.retries += 1
@@ -604,7 +684,7 @@ class IndexRun:
                                     batch=f"{len(items)} file(s) from {items[0].path}", on_retry=on_retry)
         records = [it.record for it in items if it.record is not None]
         removed = [it.path for it in items if it.record is None]
-        m.commit_files(records, removed)
+        await self._w(m.commit_files, records, removed, what="vouching for written files in the manifest")
         for it in items:
             self.stats.chunks_deleted += it.old_chunks if it.delete_old else 0
             if it.record is None:
@@ -626,23 +706,25 @@ class IndexRun:
         written = self.stats.chunks_written
         if self._store is None or not (written or self.stats.chunks_deleted):
             return
-        meta = self._manifest.meta()
+        m = self._manifest
+        meta = await self._w(m.meta, what="reading the manifest meta")
         unindexed = int(meta.get("search_unindexed_rows", "-1"))
         unindexed = written if unindexed < 0 else unindexed + written
         built = meta.get("search_indexes_built") == "1"
         if built and unindexed < max(2000, self.stats.chunks_total // 10):
-            self._manifest.set_meta(search_unindexed_rows=str(unindexed))
+            await self._w(m.set_meta, search_unindexed_rows=str(unindexed), what="recording unindexed rows")
             return
         from ..search.maintenance import refresh_search_indexes
 
         try:
-            done = await run_in_thread(refresh_search_indexes, self._store, timeout_s=self.cfg.write_timeout_s,
-                                       stage="write", what="rebuilding the search indexes")
-        except StageTimeoutError as exc:
+            done = await self._w(refresh_search_indexes, self._store, what="rebuilding the search indexes")
+            if done.get("fts"):
+                await self._w(m.set_meta, search_unindexed_rows="0", search_indexes_built="1",
+                              what="recording the search indexes")
+        except WriterAbandonedError as exc:
+            # The rows are committed; only the index build is late. The lock stays held
+            # until it ends (run()), and searches stay correct (unindexed rows are scanned).
             log.warning("%s; searches stay correct (unindexed rows are scanned), only slower", exc.one_line())
-            return
-        if done.get("fts"):
-            self._manifest.set_meta(search_unindexed_rows="0", search_indexes_built="1")
 
     async def _monitor(self, done: asyncio.Event) -> None:
         while not done.is_set():
@@ -660,12 +742,12 @@ class IndexRun:
             now = time.monotonic()
             for st in self.stats.stages.values():
                 stalled = st.stalled_for(now)
-                if stalled > self.cfg.stall_timeout_s:
+                if stalled > self.cfg.deadlines.stall:
                     stacks = dump_stacks()
                     log.error("stage %s stalled; stacks of every task and thread follow:\n%s", st.name, stacks)
                     raise StallError(
                         f"no progress for {stalled:.0f}s with work pending (--stall-timeout "
-                        f"{self.cfg.stall_timeout_s:g}s); stacks dumped to the log",
+                        f"{self.cfg.deadlines.stall:g}s); stacks dumped to the log",
                         stage=st.name)
 
     def live_snapshot(self) -> dict:
@@ -676,6 +758,7 @@ class IndexRun:
             "started_at": s.started,
             "updated_at": time.time(),
             "state": "stopping" if self.stopping else "running",
+            "rebuild": self.rebuild,
             "files": {"seen": s.files_seen, "to_index": s.files_to_index, "indexed": s.files_indexed,
                       "unchanged": s.files_unchanged, "deleted": s.files_deleted, "skipped": len(s.skipped)},
             "chunks": {"embedded": s.chunks_embedded, "written": s.chunks_written, "deleted": s.chunks_deleted},
@@ -694,15 +777,37 @@ class IndexRun:
 
     # ------------------------------------------------------------------ driver
     def _on_signal(self, signum: int) -> None:
-        if self._stop_signal is not None:
-            # Second signal: leave at once. The journal keeps the index consistent.
+        if self.stopping:
+            # A signal after a stop was asked for (signal or cancel): leave at once. The
+            # journal keeps the index consistent.
             os._exit(128 + signum)
+        self._request_stop(signum, None)
+
+    def _on_cancel(self) -> None:
+        """The cancel token fired (any thread): take the SIGINT path on the loop."""
+        try:
+            self._loop.call_soon_threadsafe(self._request_stop, None, self._cancel.reason)
+        except RuntimeError:
+            pass  # the loop has closed: the run is over, nothing left to stop
+
+    def _request_stop(self, signum: int | None, reason: str | None) -> None:
+        """The one shutdown path (SIGINT, SIGTERM, a cancel token): stop intake, finish the
+        files in flight within the shutdown deadline, commit, return ``interrupted``."""
+        if self.stopping:
+            return
         self._stop_signal = signum
+        self._stop_reason = reason or "cancel requested"
         self.stopping = True
-        log.warning("received %s: stopping intake, finishing in-flight work (%gs at most); "
-                    "send it again to exit at once", signal.Signals(signum).name, self.cfg.shutdown_timeout_s)
+        what = signal.Signals(signum).name if signum is not None else f"a cancel ({self._stop_reason})"
+        log.warning("received %s: stopping intake, finishing in-flight work (%gs at most)%s", what,
+                    self.cfg.deadlines.shutdown, "; send it again to exit at once" if signum is not None else "")
         loop = asyncio.get_running_loop()
-        loop.call_later(self.cfg.shutdown_timeout_s, self._cancel_for_deadline)
+        loop.call_later(self.cfg.deadlines.shutdown, self._cancel_for_deadline)
+
+    def _interrupted(self) -> InterruptedRun:
+        if self._stop_signal is None and self._stop_reason is not None:
+            return InterruptedRun(None, self._stop_reason)
+        return InterruptedRun(self._stop_signal or signal.SIGINT)
 
     def _cancel_for_deadline(self) -> None:
         if self._pipeline_task is not None and not self._pipeline_task.done():
@@ -736,12 +841,12 @@ class IndexRun:
 
     async def _salvage(self) -> None:
         """After a failure: commit what was complete (in-flight write, buffer, write queue)."""
-        if self._writer_failed:
+        if self._writer_failed or self.writer.abandoned is not None:
             return
         inflight = self._inflight_write
         if inflight is not None:
             try:
-                async with asyncio.timeout(self.cfg.write_timeout_s):
+                async with asyncio.timeout(self.cfg.deadlines.write):
                     await asyncio.shield(inflight)
             except (CodesiftError, TimeoutError, OSError) as exc:
                 log.error("the in-flight write failed (%s); the next run will redo it", exc)
@@ -754,7 +859,7 @@ class IndexRun:
         items, self._write_buffer = self._write_buffer, []
         if items:
             try:
-                async with asyncio.timeout(self.cfg.write_timeout_s):
+                async with asyncio.timeout(self.cfg.deadlines.write):
                     await self._commit(items)
             except (CodesiftError, TimeoutError, OSError) as exc:
                 log.error("could not commit %d completed file(s) after the failure: %s", len(items), exc)
@@ -772,6 +877,11 @@ class IndexRun:
                              stage="store", cause=exc) from exc
         loop = asyncio.get_running_loop()
         installed = []
+        result: RunResult | None = None
+        self.writer = StoreWriter()
+        tracking = self.threads.activate()
+        self._loop = loop
+        unsubscribe = self._cancel.on_cancel(self._on_cancel) if self._cancel is not None else None
         try:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 try:
@@ -779,17 +889,13 @@ class IndexRun:
                     installed.append(sig)
                 except (RuntimeError, ValueError, NotImplementedError):
                     pass  # not the main thread: the caller owns signals
-            self._manifest = Manifest(self.layout.manifest)
-            crashed = self._manifest.close_crashed_runs()
-            run_id = self._manifest.start_run()
+            await self._plan()
+            self._manifest = await self._w(Manifest, self.target.manifest, what="opening the manifest")
+            crashed = await self._w(self._manifest.close_crashed_runs, what="closing crashed runs")
+            run_id = await self._w(self._manifest.start_run, what="recording the run")
             try:
-                ident = embedder_identity(self.cfg.embedder) if self._embedder is None else None
-                if ident is None:
-                    await self._get_embedder()
-                elif not self.cfg.full:
-                    self._check_identity(*ident)
                 await self._reconcile()
-                self._files = self._manifest.files()
+                self._files = await self._w(self._manifest.files, what="reading the manifest")
                 if crashed or self._store is not None:
                     # The last run died (or rows were just reconciled): check that every
                     # row is vouched for before planning. A clean history skips this, so a
@@ -801,8 +907,8 @@ class IndexRun:
                 except asyncio.CancelledError:
                     if not self._deadline_cancelled:
                         raise
-                if self._stop_signal is not None:
-                    raise InterruptedRun(self._stop_signal)
+                if self.stopping:
+                    raise self._interrupted()
             except* CodesiftError as group:
                 error = _first(group)
             except* Exception as group:  # an unexpected bug still ends the run with one clear line
@@ -810,42 +916,107 @@ class IndexRun:
                 error = StageError(f"{type(exc).__name__}: {exc}", stage="supervisor", cause=exc)
                 log.exception("unexpected error", exc_info=exc)
             if error is not None:
-                if isinstance(error, InterruptedRun) or self._stop_signal is not None:
-                    error = InterruptedRun(self._stop_signal or signal.SIGINT)
+                if isinstance(error, InterruptedRun) or self.stopping:
+                    error = self._interrupted()
                     status = "interrupted"
                 else:
                     status = "failed"
                 await self._salvage()
-            self.stats.chunks_total = self._manifest.counts()["chunks"]
+            if self.writer.abandoned is None:
+                counts = await self._w(self._manifest.counts, what="counting chunks")
+                self.stats.chunks_total = counts["chunks"]
             if error is None:
                 # Not after a failure or a signal: the shutdown deadline must hold, and
                 # unindexed rows are still searched (flat), only slower.
                 await self._refresh_search_indexes()
+            if error is None and self.rebuild is not None:
+                try:
+                    self.gens.swap(self.target)
+                    self.rebuild["swapped"] = True
+                    log.info("rebuild complete: generation %s now serves", self.target.name)
+                except OSError as exc:
+                    error = StoreError(f"could not swap in the rebuilt generation {self.target.name}: {exc}; "
+                                       "the previous generation keeps serving and the next run retries",
+                                       stage="rebuild", cause=exc)
+                    status = "failed"
             self.memory.sample()
             self.stats.peak_rss = self.memory.peak
-            result = RunResult(status, self.stats, time.monotonic() - t0, error, embedder=self._embedder)
+            result = RunResult(status, self.stats, time.monotonic() - t0, error, embedder=self._embedder,
+                               rebuild=self.rebuild)
             if error is not None:
                 result.exit_code = error.exit_code
             elif self.cfg.strict and (self.stats.errors or self.stats.notes):
                 result.exit_code = 3
                 result.strict_problems = self.stats.errors + self.stats.notes
             try:
-                self._manifest.finish_run(run_id, status, result.summary())
+                await self._w(self._manifest.finish_run, run_id, status, result.summary(),
+                              what="recording the run summary")
             except StoreError as exc:
-                log.error("could not record the run summary: %s", exc)
+                log.error("could not record the run summary: %s", exc.one_line())
             return result
         finally:
+            if unsubscribe is not None:
+                unsubscribe()
             for sig in installed:
                 loop.remove_signal_handler(sig)
             try:
                 self.layout.live_status.unlink(missing_ok=True)
             except OSError:
                 pass
-            if self._manifest is not None:
-                self._manifest.close()
-            if self._cache is not None:
-                self._cache.close()
+            live = await self._close_store(lock, tracking)
+            if result is not None:
+                result.live_threads = live
+                result.lock_released = not live
+
+    async def _close_store(self, lock: WriterLock, tracking) -> list[str]:
+        """Close every store connection on the writer, stop it, and release the lock when
+        no codesift thread of this run can still run; return the threads still running."""
+        for conn, what in ((self._manifest, "closing the manifest"), (self._cache, "closing the embedding cache")):
+            if conn is not None and self.writer.abandoned is None:
+                try:
+                    await self._w(conn.close, what=what)
+                except CodesiftError as exc:
+                    log.error("%s", exc.one_line())
+        self.threads.deactivate(tracking)
+        grace = min(self.cfg.deadlines.shutdown, CLOSE_GRACE_S)
+        self.writer.close(grace)
+        live = self.threads.wait(grace)
+        if self.writer.alive:
+            live.insert(0, f"codesift-writer: {self.writer.busy_with() or self.writer.abandoned or 'store call'}")
+        if not live:
             lock.release()
+            return []
+        log.error("%d codesift thread(s) still running after the run (%s); the writer lock stays held until "
+                  "they end", len(live), "; ".join(live))
+        writer = self.writer
+        self.threads.when_all_done(lock.release, until=lambda: not writer.alive)
+        return live
+
+def _init_generation(gen: GenerationLayout, meta: dict) -> None:
+    m = Manifest(gen.manifest)
+    try:
+        m.set_meta(**meta)
+    finally:
+        m.close()
+
+
+def _peek(gen: GenerationLayout) -> tuple[dict, bool]:
+    """A generation's manifest meta, and whether it holds anything (files, journal or rows)."""
+    m = Manifest(gen.manifest)
+    try:
+        meta = m.meta()
+        counts = m.counts()
+        busy = bool(m.pending_paths())
+    finally:
+        m.close()
+    files = counts.get(STATUS_INDEXED, 0) + counts.get(STATUS_SKIPPED, 0) + counts.get(STATUS_ERROR, 0)
+    rows = gen.lancedb.is_dir() and any(gen.lancedb.iterdir())
+    return meta, bool(files or busy or rows)
+
+
+def _same_embedder(meta: dict, ident: tuple[str, int]) -> bool:
+    have = meta.get("embedder")
+    return have == ident[0] and int(meta.get("dim", ident[1])) == ident[1]
 
 
 def _first(group: BaseExceptionGroup) -> BaseException:
@@ -874,15 +1045,20 @@ def _chunk_call(path, text, count_tokens, budget, parse_timeout_s, hard_limit):
                              parse_timeout_s=parse_timeout_s, hard_limit=hard_limit)
 
 
-def run_index(cfg: IndexConfig, *, on_tick: Callable[[dict], None] | None = None, embedder=None) -> RunResult:
+def run_index(cfg: IndexConfig, *, on_tick: Callable[[dict], None] | None = None, embedder=None,
+              cancel: CancelToken | None = None) -> RunResult:
     """Run one index over ``cfg.root`` and return its result.
 
-    A failed run is a result with ``error`` set; only failures before the run starts
-    (the lock is held, the index directory is unusable) raise CodesiftError. ``embedder``
-    lets a long-lived caller reuse a loaded model (it must match ``cfg.embedder``).
+    A failed run is a result with ``error`` set; only refusals before the run starts (the
+    lock is held, the index directory is unusable, another embedder without ``--full``,
+    no disk for a rebuild) raise CodesiftError. ``embedder`` lets a long-lived caller
+    reuse a loaded model (it must match ``cfg.embedder``). ``cancel`` stops the run the
+    way SIGINT does. When the result returns, no thread of the run is still working,
+    unless ``result.live_threads`` names it (a hung embed call cannot be stopped); the
+    writer lock is then released only when it ends (``result.lock_released`` is False).
     """
     if cfg.engine == "ray":
         from .ray_engine import RayIndexRun
 
-        return asyncio.run(RayIndexRun(cfg, on_tick=on_tick, embedder=embedder).run())
-    return asyncio.run(IndexRun(cfg, on_tick=on_tick, embedder=embedder).run())
+        return asyncio.run(RayIndexRun(cfg, on_tick=on_tick, embedder=embedder, cancel=cancel).run())
+    return asyncio.run(IndexRun(cfg, on_tick=on_tick, embedder=embedder, cancel=cancel).run())

@@ -31,7 +31,9 @@ def _import_lancedb():
 
 class ChunkStore:
     def __init__(self, uri: Path | str) -> None:
-        self.uri = str(uri)
+        # Resolved once: ``lancedb`` is a link through ``current``, and a store opened on
+        # one generation must keep reading that generation even if a rebuild swaps it.
+        self.uri = os.path.realpath(uri)
         try:
             self._db = _import_lancedb().connect(self.uri)
             self._table = self._db.open_table(TABLE_NAME) if self._exists() else None

@@ -150,7 +150,11 @@ class Watcher:
         self.max_file_size = max_file_size
         self.threads = threads
         self.initial = initial
-        self.stop_event = stop_event or threading.Event()
+        # A CancelToken is an Event: stopping the watcher also cancels a cycle in flight,
+        # through the run's SIGINT path (a plain Event from a caller only stops the loop).
+        from ..pipeline.cancel import CancelToken
+
+        self.stop_event = stop_event if stop_event is not None else CancelToken()
         self.filter = ChangeFilter(self.root, self.index_dir)
         self.cycles = 0
         self.failures = 0
@@ -192,7 +196,10 @@ class Watcher:
 
         if self._embedder_spec != cfg.embedder:
             self._embedder, self._embedder_spec = None, cfg.embedder
-        result = run_index(cfg, embedder=self._embedder)
+        from ..pipeline.cancel import CancelToken
+
+        token = self.stop_event if isinstance(self.stop_event, CancelToken) else None
+        result = run_index(cfg, embedder=self._embedder, cancel=token)
         if result.embedder is not None:
             self._embedder = result.embedder
         return result
