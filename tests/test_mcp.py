@@ -464,13 +464,9 @@ def _more_files(root: Path, n: int) -> None:
         (root / f"extra_{i:02d}.py").write_text(body + "\n")
 
 
-_NEEDS_GENERATIONS = pytest.mark.xfail(strict=False, reason="needs generations (issue 11): --full drops the "
-                                                             "table before re-embedding")
-
-
 @pytest.mark.parametrize("stop,full", [
     ("eof", False), ("sigterm", False), ("sdk_close", False),
-    pytest.param("eof", True, marks=_NEEDS_GENERATIONS), pytest.param("sigterm", True, marks=_NEEDS_GENERATIONS),
+    ("eof", True), ("sigterm", True),
 ])
 def test_stop_mid_reindex_keeps_the_index(tmp_path, stop, full):
     """EOF, SIGTERM, or a client closing the way the SDKs do (EOF, 2 s, SIGTERM, 2 s, SIGKILL)

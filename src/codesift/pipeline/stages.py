@@ -28,7 +28,7 @@ DEFAULT_CHUNK_TOKENS = 256  # chunk budget when the embedder has no token limit
 # Bump when the chunker's output for the same file changes (new language, new split
 # rule): an index built by another version is rebuilt as a new generation, beside the
 # serving one, by the next ``index`` run. Recorded in each generation's manifest meta.
-CHUNKING_VERSION = "1"
+CHUNKING_VERSION = "2"  # 2: grammars for 17 more languages, qualified symbols
 
 
 @dataclass(frozen=True, slots=True)
