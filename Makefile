@@ -20,8 +20,11 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+# EVAL=codesearch or EVAL=docstring runs one of the two; ARGS go to benchmarks/codesearch.py
+EVAL ?= all
 eval: install
-	$(BIN)/python benchmarks/eval.py
+	@if [ "$(EVAL)" != docstring ]; then $(BIN)/python benchmarks/codesearch.py $(ARGS) || exit 1; fi
+	@if [ "$(EVAL)" != codesearch ]; then $(BIN)/python benchmarks/eval.py || exit 1; fi
 
 bench: install
 	$(BIN)/python benchmarks/run.py
