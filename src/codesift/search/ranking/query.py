@@ -20,7 +20,7 @@ PROSE = "prose"
 _QUALIFIED = re.compile(r"^[A-Za-z_$][\w$]*(?:(?:::|->|\.|#|\\)[A-Za-z_$][\w$]*)*(?:\(\))?$")
 # names embedded in prose: CamelCase with an inner capital, camelCase, snake_case, dotted
 _EMBEDDED = re.compile(
-    r"(?<![\w.])(?:[A-Z][a-z0-9]+[A-Z][A-Za-z0-9]*|[a-z][a-z0-9]*[A-Z][A-Za-z0-9]*"
+    r"(?<![\w.])(?:[A-Z][a-z0-9]+[A-Z][A-Za-z0-9]*|[A-Z]{2,}[a-z][A-Za-z0-9]*|[a-z][a-z0-9]*[A-Z][A-Za-z0-9]*"
     r"|[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+|[A-Za-z_]\w*(?:(?:\.|::)[A-Za-z_]\w*)+)(?![\w])")
 _SEPARATORS = ("::", "->", "#", "\\", ".")
 _STOP = frozenset(
