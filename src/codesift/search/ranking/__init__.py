@@ -62,10 +62,10 @@ class Candidate:
     bm: float
     score: float = 0.0
     notes: list = field(default_factory=list)
+    path: str = field(init=False)
 
-    @property
-    def path(self) -> str:
-        return self.row["path"]
+    def __post_init__(self) -> None:
+        self.path = self.row["path"]
 
 
 def rank(query: str | QueryInfo, cands: Iterable[Candidate], k: int,
@@ -115,8 +115,11 @@ def boost_path(info: QueryInfo, cands: list[Candidate], top: float) -> None:
     if info.kind == SYMBOL or not info.words:
         return
     words = tuple(dict.fromkeys(evidence.normalize(w) for w in info.words))
+    ratios: dict[str, float] = {}
     for c in cands:
-        ratio = evidence.path_match_ratio(c.path, words)
+        ratio = ratios.get(c.path)
+        if ratio is None:
+            ratio = ratios[c.path] = evidence.path_match_ratio(c.path, words)
         if ratio:
             c.score += PATH_BOOST * ratio * top
 
@@ -124,7 +127,7 @@ def boost_path(info: QueryInfo, cands: list[Candidate], top: float) -> None:
 def apply_priors(info: QueryInfo, cands: list[Candidate]) -> None:
     """Tests, examples, docs, vendored and generated files rank below implementation code."""
     for c in cands:
-        f = priors.prior(c.path, c.row.get("content") or "", info.asks)
+        f = priors.prior(c.path, c.row.get("content") or "", info.asks, int(c.row.get("start_line") or 1))
         if f != 1.0:
             c.score *= f
 

@@ -58,8 +58,10 @@ _GENERATED_MARK = re.compile(r"(?:Code generated .{0,80}DO NOT EDIT|@generated|a
                              r"This file (?:is|was) (?:automatically )?generated)", re.I)
 _AMALGAMATION = re.compile(r"(?:^|/)(?:single_include|amalgamat\w*)(?:/|$)|amalgamation\.[a-z]+$", re.I)
 _STUB = re.compile(r"\.d\.(?:ts|mts|cts)$|\.pyi$|\.rbi$")
-# a minified chunk: lines far longer than anyone writes by hand
+# a minified chunk: lines far longer, on average, than anyone writes by hand
 MINIFIED_LINE = 400
+# generators write their banner in a file's first lines
+BANNER_LINES = 5
 
 
 @lru_cache(maxsize=65536)
@@ -85,21 +87,21 @@ def path_classes(path: str) -> frozenset[str]:
     return frozenset(out)
 
 
-def content_classes(content: str) -> frozenset[str]:
-    """Classes seen in a chunk's own text: a generated-code banner, minified lines."""
-    head = content[:2000]
+def content_classes(content: str, start_line: int = 1) -> frozenset[str]:
+    """Classes seen in a chunk's own text: a generated-code banner (only looked for near the
+    top of a file, where tools write it), minified lines (a long average line)."""
     out = set()
-    if _GENERATED_MARK.search(head):
+    if start_line <= BANNER_LINES and _GENERATED_MARK.search(content, 0, 600):
         out.add(GENERATED)
-    if len(content) > MINIFIED_LINE and max(map(len, content.splitlines() or [""])) > MINIFIED_LINE:
+    if len(content) > MINIFIED_LINE and len(content) > MINIFIED_LINE * (content.count("\n") + 1):
         out.add(GENERATED)
     return frozenset(out)
 
 
-def prior(path: str, content: str, asks: frozenset[str]) -> float:
+def prior(path: str, content: str, asks: frozenset[str], start_line: int = 1) -> float:
     """The product of the penalties of every class of the chunk the query does not ask for."""
     factor = 1.0
-    for cls in path_classes(path) | content_classes(content):
+    for cls in path_classes(path) | content_classes(content, start_line):
         if LIFTED_BY.get(cls) in asks:
             continue
         factor *= PENALTY[cls]
