@@ -171,9 +171,11 @@ class Searcher:
 
     def _definition_leg(self, names: Sequence[str], where: str | None, n: int) -> list[dict]:
         """Chunks whose stored ``symbol`` defines one of ``names`` (``Name``, ``Outer.Name``,
-        ``ns::Name``), whatever either leg retrieved: the chunker's symbol table, not a text match."""
+        ``ns::Name``), whatever either leg retrieved: the chunker's symbol table, not a text
+        match. Then chunks of files named after a name (``Session.swift`` for ``Session``),
+        which is where a name lives in languages chunked without a grammar. Strongest first."""
         from .filters import sql_str
-        from .ranking.evidence import symbol_name
+        from .ranking.evidence import definition_tier, symbol_name
 
         names = [x for x in names if x and len(x) > 1]
         if not names:
@@ -185,7 +187,15 @@ class Searcher:
                 .limit(max(n * 20, 200)).to_list())
         want = {x.lower() for x in names}
         rows = [r for r in rows if symbol_name(r["symbol"] or "").lower() in want]
-        return rows[:n]
+        rows.sort(key=lambda r: -max(definition_tier(r["symbol"] or "", r["kind"] or "", r["path"], x)
+                                     for x in names))
+        rows = rows[:n]
+        files = " OR ".join(f"lower(path) LIKE {sql_str('%/' + x.lower() + '.%')} OR "
+                            f"lower(path) LIKE {sql_str(x.lower() + '.%')}" for x in names)
+        cond = f"({files})" if where is None else f"({files}) AND ({where})"
+        seen = {r["id"] for r in rows}
+        named = (self.table().search().where(cond).select(_COLUMNS + ["vector"]).limit(n).to_list())
+        return rows + [r for r in named if r["id"] not in seen]
 
     def _one(self, query: str, vector, k: int, mode: str, where: str | None) -> list[Hit]:
         if mode == "vector":

@@ -43,6 +43,9 @@ EMBEDDED_DEFINITION_SCALE = 0.35
 # --- path: a file whose name or directory holds all the query's words gains this share of
 # the best score (less for fewer words), for prose and mixed queries
 PATH_BOOST = 0.25
+# a file named after the name a symbol lookup asks for (``Session.swift`` for ``Session``) gains
+# this share: the convention of most ecosystems, and the only evidence where no grammar gives symbols
+SYMBOL_FILE_BOOST = 0.5
 
 # --- coherence: each file's best chunk gains this share of the best score, scaled by the
 # file's summed candidate score relative to the best file's
@@ -111,8 +114,18 @@ def boost_definitions(info: QueryInfo, cands: list[Candidate], top: float) -> No
 
 
 def boost_path(info: QueryInfo, cands: list[Candidate], top: float) -> None:
-    """Query words found (inflected or not) in a file's name or parent directory are evidence."""
-    if info.kind == SYMBOL or not info.words:
+    """Query words found (inflected or not) in a file's name or parent directory are evidence;
+    for a symbol lookup, a file named after the symbol."""
+    if info.kind == SYMBOL:
+        named: dict[str, bool] = {}
+        for c in cands:
+            hit = named.get(c.path)
+            if hit is None:
+                hit = named[c.path] = any(evidence.stem_names(c.path, n) for n in info.names)
+            if hit:
+                c.score += SYMBOL_FILE_BOOST * top
+        return
+    if not info.words:
         return
     words = tuple(dict.fromkeys(evidence.normalize(w) for w in info.words))
     ratios: dict[str, float] = {}

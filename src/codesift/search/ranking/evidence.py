@@ -12,12 +12,13 @@ from .query import bare_name
 # chunk kinds that introduce a name (the chunker's own metadata); a type is what a bare
 # capitalised name usually means, so it outranks a function or method of the same name
 TYPE_KINDS = frozenset("class struct interface trait enum type union protocol object record "
-                       "module namespace typedef impl".split())
+                       "module namespace typedef".split())
 CALLABLE_KINDS = frozenset("function method macro constructor property field constant variable".split())
 # weight of a callable definition relative to a type definition
 CALLABLE_TIER = 0.8
-# weight of a case-insensitive name match (``parsejson`` for ``parseJSON``) relative to an exact one
-CASEFOLD_TIER = 0.6
+# weight of a case-insensitive name match (``parsejson`` for ``parseJSON``) relative to an exact
+# one: often another name altogether (the method ``deserialize`` for the trait ``Deserialize``)
+CASEFOLD_TIER = 0.3
 # a file named after the symbol (mux.go for Mux, Router.java for Router) is where it lives
 STEM_MATCH_TIER = 1.25
 # shortest path word that may match a query word by prefix (inflection), below it only exact
@@ -105,3 +106,10 @@ def path_match_ratio(path: str, query_words: tuple[str, ...]) -> float:
     if not words:
         return 0.0
     return sum(1 for w in query_words if word_matches(w, words)) / len(query_words)
+
+
+def stem_names(path: str, name: str) -> bool:
+    """The file is named after ``name``: ``Session.swift``, ``changeset.ex``, ``flow_control.rs``
+    for ``FlowControl``."""
+    stem = _stem_of(path).replace("_", "").replace("-", "")
+    return bool(stem) and stem == name.lower().replace("_", "").replace("-", "")
