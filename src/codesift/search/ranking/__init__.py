@@ -116,16 +116,16 @@ def boost_definitions(info: QueryInfo, cands: list[Candidate], top: float) -> No
 def boost_path(info: QueryInfo, cands: list[Candidate], top: float) -> None:
     """Query words found (inflected or not) in a file's name or parent directory are evidence;
     for a symbol lookup, a file named after the symbol."""
-    if info.kind == SYMBOL:
+    if info.names:
+        gain = SYMBOL_FILE_BOOST * top * (1.0 if info.kind == SYMBOL else EMBEDDED_DEFINITION_SCALE)
         named: dict[str, bool] = {}
         for c in cands:
             hit = named.get(c.path)
             if hit is None:
                 hit = named[c.path] = any(evidence.stem_names(c.path, n) for n in info.names)
             if hit:
-                c.score += SYMBOL_FILE_BOOST * top
-        return
-    if not info.words:
+                c.score += gain
+    if info.kind == SYMBOL or not info.words:
         return
     words = tuple(dict.fromkeys(evidence.normalize(w) for w in info.words))
     ratios: dict[str, float] = {}

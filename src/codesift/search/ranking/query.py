@@ -22,6 +22,7 @@ _QUALIFIED = re.compile(r"^[A-Za-z_$][\w$]*(?:(?:::|->|\.|#|\\)[A-Za-z_$][\w$]*)
 _EMBEDDED = re.compile(
     r"(?<![\w.])(?:[A-Z][a-z0-9]+[A-Z][A-Za-z0-9]*|[A-Z]{2,}[a-z][A-Za-z0-9]*|[a-z][a-z0-9]*[A-Z][A-Za-z0-9]*"
     r"|[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+|[A-Za-z_]\w*(?:(?:\.|::)[A-Za-z_]\w*)+)(?![\w])")
+_CAPITALISED = re.compile(r"(?<![\w.])[A-Z][a-z0-9]{2,}[A-Za-z0-9]*(?![\w])")
 _SEPARATORS = ("::", "->", "#", "\\", ".")
 _STOP = frozenset(
     "a an and are as at be by can do does for from has have how i if in into is it its of on or "
@@ -70,6 +71,9 @@ def understand(query: str) -> QueryInfo:
         names = tuple(dict.fromkeys([bare_name(full)]))
     else:
         found = [m.group(0) for m in _EMBEDDED.finditer(q)]
+        # a capitalised word inside a sentence is a name (``how Session dispatches requests``);
+        # an acronym (SQL, HTTP) or the sentence's first word is not
+        found += [w for w in _CAPITALISED.findall(q)[0:] if q.find(w) > 0 and not w.isupper()]
         names = tuple(dict.fromkeys(bare_name(n) for n in found if bare_name(n)))
         kind = MIXED if names else PROSE
     words = []
