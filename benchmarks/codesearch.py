@@ -5,7 +5,7 @@ Runs the benchmark's own ``score.py`` in place (the data is never copied into th
 unpacks each repository, indexes it with ``codesift index``, runs every human-written query with
 ``codesift search --batch --json -k 10`` and scores NDCG@10. Then, on the same indexes, one
 hybrid run per ranking signal with that signal switched off (``--no-signal``, hidden), so each
-signal's worth is measured. Prints and writes to ``benchmarks/EVAL.md``: the per-repository
+signal's worth is measured (in one process, scored with score.py's own functions). Prints and writes to ``benchmarks/EVAL.md``: the per-repository
 table, the per-category and per-language means, the reference (``reference_scores.json``) and
 the ablation table.
 
@@ -74,6 +74,50 @@ def score(bench: Path, work: Path, label: str, repos: list[str], modes: str, *, 
     if not rows:
         sys.exit(f"score.py produced no results (exit {p.returncode})")
     return rows, summary
+
+
+def ablate(bench: Path, work: Path, label: str, repos: list[str], signals: dict[str, frozenset[str]]
+           ) -> dict[str, list[dict]]:
+    """Hybrid rows like score.py's, one set per ranking signal switched off, on score.py's
+    indexes and unpacked corpora, scored by score.py's own ``ndcg10``. In one process: the
+    model is loaded once instead of once per repository and signal."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("codesearch_score", bench / "score.py")
+    scoring = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scoring)
+    sys.path.insert(0, str(REPO / "src"))
+    from codesift.search.engine import Searcher
+
+    specs = {r["name"]: r for r in json.loads((bench / "repos.json").read_text())}
+    runs: dict[str, list[dict]] = {sig: [] for sig in signals}
+    for name in repos or sorted(specs):
+        idx = work / "index" / label / name
+        if not idx.exists():
+            continue
+        prefix = (specs[name].get("benchmark_root") or "").strip("/")
+        top = work / "corpora" / name
+        root = top / prefix if prefix else top
+        present = {(prefix + "/" if prefix else "") + p.relative_to(root).as_posix()
+                   for p in root.rglob("*") if p.is_file()}
+        tasks = json.loads((bench / "annotations" / f"{name}.json").read_text())
+        searcher = Searcher(root, idx)
+        for sig, off in signals.items():
+            searcher.disabled_signals = off
+            answers = searcher.search_many([t["query"].replace("\n", " ") for t in tasks], k=10)
+            scores, by_cat = [], {}
+            for task, hits in zip(tasks, answers):
+                hs = [{"path": (prefix + "/" if prefix else "") + h.path, "start_line": h.start_line,
+                       "end_line": h.end_line} for h in hits]
+                targets = [scoring.target_of(t) for t in task.get("relevant", []) + task.get("secondary", [])]
+                v = scoring.ndcg10(hs, targets, present)
+                scores.append(v)
+                by_cat.setdefault(task.get("category", "?"), []).append(v)
+            runs[sig].append({"repo": name, "language": specs[name]["language"],
+                              "hybrid": sum(scores) / len(scores),
+                              "hybrid_by_category": {c: sum(v) / len(v) for c, v in by_cat.items()}})
+        print(f"ablation: {name} done", file=sys.stderr, flush=True)
+    return runs
 
 
 def mean(xs) -> float | None:
@@ -163,9 +207,8 @@ def main() -> int:
         sys.path.insert(0, str(REPO / "src"))
         from codesift.search.ranking import SIGNALS
 
-        runs = {}
-        for sig in SIGNALS:
-            runs[sig], _ = score(bench, work, a.label, a.repo, "hybrid", reuse=True, off=sig, index_args=[])
+        runs = ablate(bench, work, a.label, a.repo,
+                      {**{sig: frozenset([sig]) for sig in SIGNALS}, "every signal": frozenset(SIGNALS)})
         ablation = ablation_table(rows, runs)
         print("\n" + ablation)
     if str(a.output) != "-":
