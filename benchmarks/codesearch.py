@@ -43,15 +43,16 @@ def bench_dir() -> Path:
 
 def wrapper(work: Path, off: str | None) -> Path:
     """A ``codesift`` executable for score.py: this checkout's sources, this Python, and for
-    ``search`` the ranking signal ``off`` switched off."""
+    ``search`` the ranking signal ``off`` switched off. ``-P``: score.py runs it inside each
+    corpus, whose own modules (a ``warnings.py``) must not shadow the standard library's."""
     name = f"codesift-no-{off}" if off else "codesift"
     path = work / "bin" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     extra = f' --no-signal {off}' if off else ""
     path.write_text("#!/bin/sh\n"
                     f'PYTHONPATH="{REPO / "src"}${{PYTHONPATH:+:$PYTHONPATH}}"; export PYTHONPATH\n'
-                    f'if [ "$1" = search ]; then exec "{sys.executable}" -m codesift "$@"{extra}; fi\n'
-                    f'exec "{sys.executable}" -m codesift "$@"\n', encoding="utf-8")
+                    f'if [ "$1" = search ]; then exec "{sys.executable}" -P -m codesift "$@"{extra}; fi\n'
+                    f'exec "{sys.executable}" -P -m codesift "$@"\n', encoding="utf-8")
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return path
 

@@ -34,6 +34,8 @@ SIGNALS = ("query_kind", "definitions", "path", "priors", "coherence", "distinct
 # prose naming code sits between. Chosen on the visible split (benchmarks/EVAL.md).
 TEXT_WEIGHT = {PROSE: 0.3, MIXED: 0.45, SYMBOL: 0.7}
 TEXT_WEIGHT_BLIND = 0.3  # one weight for every query, when query_kind is off
+# rescale the candidates' cosines to 0..1 (min-max) before fusing, as BM25 is scaled by its best
+NORMALIZE_COSINE = False
 
 # --- definitions: a defining chunk gains this many times the best fused score, so it ranks
 # first for a symbol lookup; a name embedded in prose may be incidental, so it gains less
@@ -96,8 +98,12 @@ def fuse(info: QueryInfo, cands: list[Candidate], by_kind: bool) -> None:
     wt = TEXT_WEIGHT[info.kind] if by_kind else TEXT_WEIGHT_BLIND
     if not any(c.bm for c in cands):
         wt = 0.0
+    lo, span = 0.0, 1.0
+    if NORMALIZE_COSINE:
+        lo = min(c.cos for c in cands)
+        span = (max(c.cos for c in cands) - lo) or 1.0
     for c in cands:
-        c.score = (1.0 - wt) * c.cos + wt * c.bm
+        c.score = (1.0 - wt) * (c.cos - lo) / span + wt * c.bm
 
 
 def boost_definitions(info: QueryInfo, cands: list[Candidate], top: float) -> None:
