@@ -33,7 +33,7 @@ SIGNALS = ("query_kind", "definitions", "path", "priors", "coherence", "distinct
 # prose is paraphrase: the embedding carries it; a bare name is matched literally by BM25;
 # prose naming code sits between. Chosen on the visible split (benchmarks/EVAL.md).
 TEXT_WEIGHT = {PROSE: 0.3, MIXED: 0.45, SYMBOL: 0.7}
-TEXT_WEIGHT_BLIND = 0.3  # one weight for every query, when query_kind is off
+TEXT_WEIGHT_BLIND = 0.3  # one weight for every query (the prose one), when query_kind is off
 # rescale the candidates' cosines to 0..1 (min-max) before fusing, as BM25 is scaled by its best
 NORMALIZE_COSINE = False
 
@@ -50,8 +50,10 @@ PATH_BOOST = 0.25
 SYMBOL_FILE_BOOST = 0.5
 
 # --- coherence: each file's best chunk gains this share of the best score, scaled by the
-# file's summed candidate score relative to the best file's
-COHERENCE_BOOST = 0.1
+# file's summed candidate score relative to the best file's. Less for a symbol lookup: its
+# answer is one defining chunk, and a file that merely uses the name a lot is no evidence
+COHERENCE_BOOST = 0.25
+SYMBOL_COHERENCE_BOOST = 0.1
 
 # --- distinct: each further chunk of an already listed file is scaled by this factor
 DISTINCT_DECAY = 0.5
@@ -89,7 +91,7 @@ def rank(query: str | QueryInfo, cands: Iterable[Candidate], k: int,
     if "priors" not in disabled:
         apply_priors(info, cands)
     if "coherence" not in disabled:
-        boost_coherence(cands, top)
+        boost_coherence(cands, top, SYMBOL_COHERENCE_BOOST if info.kind == SYMBOL else COHERENCE_BOOST)
     return select(cands, k, "distinct" not in disabled)
 
 
@@ -151,7 +153,7 @@ def apply_priors(info: QueryInfo, cands: list[Candidate]) -> None:
             c.score *= f
 
 
-def boost_coherence(cands: list[Candidate], top: float) -> None:
+def boost_coherence(cands: list[Candidate], top: float, share: float = COHERENCE_BOOST) -> None:
     """A file with several strong chunks is stronger evidence for its best chunk."""
     total: dict[str, float] = {}
     best: dict[str, Candidate] = {}
@@ -165,7 +167,7 @@ def boost_coherence(cands: list[Candidate], top: float) -> None:
     if most <= 0:
         return
     for p, c in best.items():
-        c.score += COHERENCE_BOOST * top * total[p] / most
+        c.score += share * top * total[p] / most
 
 
 def select(cands: list[Candidate], k: int, distinct: bool) -> list[Candidate]:
