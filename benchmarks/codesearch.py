@@ -217,7 +217,8 @@ def main() -> int:
 
         cmd = "python benchmarks/codesearch.py" + "".join(f" --repo {r}" for r in a.repo)
         text = ("## Code search on real repositories (NDCG@10)\n\n"
-                f"`{cmd}` on {time.strftime('%Y-%m-%d')} ({main_s / 60:.0f} min for indexing and the modes): "
+                f"`{cmd}` on {time.strftime('%Y-%m-%d')} ({main_s / 60:.0f} min for "
+                + ("the modes, on existing indexes" if a.reuse else "indexing and the modes") + "): "
                 "the benchmark of `../shared/codesearch-bench` (human-written queries over real repositories "
                 "at pinned revisions, scored by its `score.py`), default embedder unless `--` arguments say "
                 "otherwise. `reference`: the best published tool on this benchmark (semble, "
