@@ -202,3 +202,10 @@ def test_cli_no_signal_switches_a_signal_off_and_rejects_unknown_names(tmp_path)
 
 def test_empty_candidates_rank_to_nothing():
     assert rank("anything", [], 5) == []
+
+
+def test_penalties_move_negative_scores_down_too():
+    """With only negative cosines (no text match), a test file still ranks below the code."""
+    cands = [Candidate({"id": "t", "path": "tests/test_a.py", "content": ""}, cos=-0.10, bm=0.0),
+             Candidate({"id": "c", "path": "src/a.py", "content": ""}, cos=-0.12, bm=0.0)]
+    assert [c.row["id"] for c in rank("how are retries scheduled", cands, 2)] == ["c", "t"]

@@ -68,7 +68,6 @@ class Candidate:
     cos: float
     bm: float
     score: float = 0.0
-    notes: list = field(default_factory=list)
     path: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -83,7 +82,9 @@ def rank(query: str | QueryInfo, cands: Iterable[Candidate], k: int,
     if not cands:
         return []
     fuse(info, cands, "query_kind" not in disabled)
-    top = max(c.score for c in cands) or 1.0
+    # boosts are shares of the best fused score; a best below 0 (only negative cosines) is no scale
+    top = max(c.score for c in cands)
+    top = top if top > 0 else 1.0
     if "definitions" not in disabled:
         boost_definitions(info, cands, top)
     if "path" not in disabled:
@@ -118,7 +119,6 @@ def boost_definitions(info: QueryInfo, cands: list[Candidate], top: float) -> No
                                              c.path, n) for n in info.names), default=0.0)
         if tier:
             c.score += scale * tier * top
-            c.notes.append("defines")
 
 
 def boost_path(info: QueryInfo, cands: list[Candidate], top: float) -> None:
@@ -150,7 +150,7 @@ def apply_priors(info: QueryInfo, cands: list[Candidate]) -> None:
     for c in cands:
         f = priors.prior(c.path, c.row.get("content") or "", info.asks, int(c.row.get("start_line") or 1))
         if f != 1.0:
-            c.score *= f
+            c.score = _scaled(c.score, f)
 
 
 def boost_coherence(cands: list[Candidate], top: float, share: float = COHERENCE_BOOST) -> None:
@@ -179,10 +179,15 @@ def select(cands: list[Candidate], k: int, distinct: bool) -> list[Candidate]:
     for c in ordered:
         n = seen.get(c.path, 0)
         if n:
-            c.score *= DISTINCT_DECAY ** n
+            c.score = _scaled(c.score, DISTINCT_DECAY ** n)
         seen[c.path] = n + 1
     ordered.sort(key=lambda c: c.score, reverse=True)
     return ordered[:k]
+
+
+def _scaled(score: float, factor: float) -> float:
+    """``score`` moved down by ``factor`` (< 1), whatever its sign (a negative cosine)."""
+    return score * factor if score >= 0 else score / factor
 
 
 __all__ = ["MIXED", "PROSE", "SIGNALS", "SYMBOL", "Candidate", "QueryInfo", "rank", "understand"]
