@@ -17,7 +17,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
 
 import codesift
 from codesift.search.engine import open_searcher
