@@ -17,7 +17,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-
 import codesift
 from codesift.search.engine import open_searcher
 from codesift.search.ranking import MIXED, PROSE, SIGNALS, SYMBOL, Candidate, rank, understand
