@@ -28,8 +28,11 @@ $(MCP_CLIENTS): tests/mcp_clients/package-lock.json
 test: install $(MCP_CLIENTS)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+# EVAL=codesearch or EVAL=docstring runs one of the two; ARGS go to benchmarks/codesearch.py
+EVAL ?= all
 eval: install
-	$(BIN)/python benchmarks/eval.py
+	@if [ "$(EVAL)" != docstring ]; then $(BIN)/python benchmarks/codesearch.py $(ARGS) || exit 1; fi
+	@if [ "$(EVAL)" != codesearch ]; then $(BIN)/python benchmarks/eval.py || exit 1; fi
 
 bench: install
 	$(BIN)/python benchmarks/run.py

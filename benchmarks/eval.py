@@ -6,7 +6,7 @@
 2. indexes the corpus with ``codesift index`` (incremental: a rerun only re-checks files);
 3. runs ``codesift search --batch --mode M`` for each mode;
 4. scores each with ``shared/eval/score_eval.py`` and prints a Markdown table, also
-   written to ``benchmarks/EVAL.md``.
+   written to its section of ``benchmarks/EVAL.md`` (``codesearch.py`` writes the other).
 
     python benchmarks/eval.py                       # full stdlib, minilm (several minutes)
     python benchmarks/eval.py --embedder hash --max-queries 50   # plumbing check
@@ -113,8 +113,10 @@ def main() -> int:
                         f"--max-queries {args.max_queries}", f"--seed {args.seed}"]
                        + ([f"--src {args.src} --name {args.name}"] if args.name != "stdlib" else []))
         n_chunks = _count_chunks(index_dir)
-        args.output.write_text(
-            "# Search quality: docstring-to-code eval\n\n"
+        from evalmd import write_section
+
+        write_section(args.output, "docstring",
+            "## Docstring-to-code eval (Python stdlib)\n\n"
             f"`{cmd}` on {time.strftime('%Y-%m-%d')}: {len(queries)} queries, corpus = "
             + (f"Python {sysconfig.get_python_version()} stdlib" if args.name == "stdlib" else f"`{args.src}`")
             + " with docstrings blanked "
@@ -122,7 +124,7 @@ def main() -> int:
             "A hit is right when it overlaps the answer's lines; `tight_` also requires it to be at most "
             "twice the answer's length + 10 lines. s/query includes loading the model once per mode "
             + (f"(indexing took {index_s:.0f}s this run)" if not args.no_index else "(existing index)")
-            + ".\n\n" + table + "\n", encoding="utf-8")
+            + ".\n\n" + table + "\n")
         print(f"wrote {args.output}", file=sys.stderr)
     return 0
 

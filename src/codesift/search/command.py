@@ -32,6 +32,8 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", metavar="FILE",
                    help="one query per line ('-' for stdin); prints JSON Lines, one list of hits per query")
     p.add_argument("--root", default=".", help="the indexed tree (default: .)")
+    # ablation only (benchmarks/codesearch.py): switch one ranking signal off
+    p.add_argument("--no-signal", action="append", default=[], metavar="NAME", help=argparse.SUPPRESS)
 
 
 def add_similar_arguments(p: argparse.ArgumentParser) -> None:
@@ -74,6 +76,15 @@ def run_search(args, root: Path, index_dir: Path) -> int:
     if args.batch is not None and args.query:
         raise ConfigError("give either a query or --batch FILE, not both")
     searcher = open_searcher(root, index_dir)
+    off = set(getattr(args, "no_signal", None) or [])
+    if off:
+        from .ranking import SIGNALS
+
+        unknown = off - set(SIGNALS)
+        if unknown:
+            raise ConfigError(f"unknown ranking signal(s): {', '.join(sorted(unknown))} "
+                              f"(known: {', '.join(SIGNALS)})")
+        searcher.disabled_signals = frozenset(off)
     if args.batch is not None:
         queries = _read_batch(args.batch)
         out = sys.stdout

@@ -1,17 +1,19 @@
-"""Search over an index: a vector leg, a full-text (BM25) leg, and their fusion.
+"""Search over an index: a vector leg, a full-text (BM25) leg, and the ranking layer.
 
 Modes and what ``Hit.score`` means in each:
 
 * ``vector``: cosine similarity between the query's and the chunk's embeddings (-1..1).
 * ``text``: the BM25 score of the chunk's identifier-split text (0..; unbounded).
-* ``hybrid`` (default): ``w_v * cos + w_t * bm25 / max_bm25`` over the union of both legs'
-  candidates, in 0..1 (``w_v + w_t = 1``). The cosine is exact for every candidate (text
-  candidates' stored vectors are compared with the query's), BM25 is scaled by the best
-  BM25 of the query (so the best text match contributes ``w_t``); a chunk the text leg did
-  not return has BM25 0. Prose queries use ``HYBRID_TEXT_WEIGHT``, identifier-like queries
-  (``snake_case``, ``CamelCase``, ``dotted.names``) ``IDENT_TEXT_WEIGHT``.
+* ``hybrid`` (default): the candidates of both legs (``CANDIDATES`` each) and, for a query
+  that names code, the chunks whose stored symbol defines that name, ranked by
+  :mod:`codesift.search.ranking`: a fusion of the exact cosine (text candidates' stored
+  vectors are compared with the query's) and BM25 scaled by the query's best, with weights
+  that follow the query's kind, then named signals (definitions, path evidence, priors,
+  file coherence, distinct files). The score is comparable within one query only.
 
-Filters (``lang``, ``path``) are SQL predicates applied inside both legs before top-k
+``vector`` and ``text`` return a leg's raw order: they exist to compare the legs.
+
+Filters (``lang``, ``path``) are SQL predicates applied inside every leg before top-k
 (``prefilter=True``), so a filtered search returns ``k`` hits whenever ``k`` match.
 """
 
@@ -29,10 +31,8 @@ from .hits import Hit
 MODES = ("hybrid", "vector", "text")
 _COLUMNS = ["id", "path", "start_line", "end_line", "symbol", "kind", "language", "content"]
 
-# Fusion weights, chosen on a held-out dev split of the docstring eval (benchmarks/eval.py).
-HYBRID_TEXT_WEIGHT = 0.15
-IDENT_TEXT_WEIGHT = 0.7
-CANDIDATES = 50  # per leg, before fusion (at least k)
+CANDIDATES = 100  # per leg, before ranking (at least k): the signals can lift a chunk from deep in a leg
+DEFINITIONS = 20  # at most this many chunks defining a queried name join the candidates
 
 _FILTER_KEYS = {"lang", "path"}
 
@@ -49,9 +49,9 @@ class Searcher:
         self._table = None
         self._opened = False
         self._text_col = None
-        self.text_weight = HYBRID_TEXT_WEIGHT
-        self.ident_text_weight = IDENT_TEXT_WEIGHT
         self.candidates = CANDIDATES
+        # ranking signals switched off (by name, see ranking.SIGNALS): for ablations only
+        self.disabled_signals: frozenset[str] = frozenset()
 
     # ------------------------------------------------------------------ plumbing
     def table(self):
@@ -169,28 +169,64 @@ class Searcher:
             q = q.where(where, prefilter=True)
         return q.select(cols).limit(n).to_list()
 
+    def _definition_leg(self, names: Sequence[str], where: str | None, n: int) -> list[dict]:
+        """Chunks whose stored ``symbol`` defines one of ``names`` (``Name``, ``Outer.Name``,
+        ``ns::Name``), whatever either leg retrieved: the chunker's symbol table, not a text
+        match. Then chunks of files named after a name (``Session.swift`` for ``Session``),
+        which is where a name lives in languages chunked without a grammar. Strongest first."""
+        from .filters import sql_str
+        from .ranking.evidence import definition_tier, symbol_name
+
+        names = [x for x in names if x and len(x) > 1]
+        if not names:
+            return []
+        # LIKE's '_' matches any one character: a superset, narrowed exactly below
+        ors = " OR ".join(f"lower(symbol) LIKE {sql_str('%' + x.lower())}" for x in names)
+        cond = f"({ors})" if where is None else f"({ors}) AND ({where})"
+        rows = (self.table().search().where(cond).select(_COLUMNS + ["vector"])
+                .limit(max(n * 20, 200)).to_list())
+        want = {x.lower() for x in names}
+        rows = [r for r in rows if symbol_name(r["symbol"] or "").lower() in want]
+        rows.sort(key=lambda r: -max(definition_tier(r["symbol"] or "", r["kind"] or "", r["path"], x)
+                                     for x in names))
+        rows = rows[:n]
+        files = " OR ".join(f"lower(path) LIKE {sql_str('%/' + x.lower() + '.%')} OR "
+                            f"lower(path) LIKE {sql_str(x.lower() + '.%')}" for x in names)
+        cond = f"({files})" if where is None else f"({files}) AND ({where})"
+        seen = {r["id"] for r in rows}
+        named = (self.table().search().where(cond).select(_COLUMNS + ["vector"]).limit(n).to_list())
+        return rows + [r for r in named if r["id"] not in seen]
+
     def _one(self, query: str, vector, k: int, mode: str, where: str | None) -> list[Hit]:
         if mode == "vector":
             return [_hit(r, _cos(r)) for r in self._vector_leg(vector, where, k)]
         if mode == "text":
             return [_hit(r, float(r["_score"])) for r in self._text_leg(query, where, k, with_vectors=False)]
+        from .ranking import PROSE, understand
+
+        info = understand(query)
         n = max(k, self.candidates)
         vrows = self._vector_leg(vector, where, n)
         trows = self._text_leg(query, where, n, with_vectors=True)
-        return self._fuse(query, vector, vrows, trows, k)
+        drows = []
+        if info.kind != PROSE and "definitions" not in self.disabled_signals:
+            drows = self._definition_leg(info.names, where, DEFINITIONS)
+        return self._rank(info, vector, vrows, trows, drows, k)
 
-    def _fuse(self, query: str, vector, vrows: list[dict], trows: list[dict], k: int) -> list[Hit]:
-        from .tokens import is_identifier_like
+    def _rank(self, info, vector, vrows: list[dict], trows: list[dict], drows: list[dict],
+              k: int) -> list[Hit]:
+        from .ranking import Candidate, rank
 
-        wt = self.ident_text_weight if is_identifier_like(query) else self.text_weight
-        if not trows:
-            wt = 0.0
-        cands: dict[str, dict] = {}
+        rows: dict[str, dict] = {}
         cos: dict[str, float] = {}
         for r in vrows:
-            cands[r["id"]] = r
+            rows[r["id"]] = r
             cos[r["id"]] = _cos(r)
-        missing = [r for r in trows if r["id"] not in cos]
+        missing = []
+        for r in list(trows) + list(drows):
+            if r["id"] not in rows:
+                rows[r["id"]] = r
+                missing.append(r)
         if missing:
             import numpy as np
 
@@ -200,13 +236,11 @@ class Searcher:
             norms = np.linalg.norm(mat, axis=1)
             norms[norms == 0] = 1.0
             for r, s in zip(missing, (mat @ qv) / (norms * qn)):
-                cands[r["id"]] = r
                 cos[r["id"]] = float(s)
         best = max((float(r["_score"]) for r in trows), default=0.0) or 1.0
         bm = {r["id"]: float(r["_score"]) / best for r in trows}
-        scored = sorted(((1.0 - wt) * cos[i] + wt * bm.get(i, 0.0), i) for i in cands)
-        scored.reverse()
-        return [_hit(cands[i], s) for s, i in scored[:k]]
+        cands = [Candidate(rows[i], cos[i], bm.get(i, 0.0)) for i in rows]
+        return [_hit(c.row, c.score) for c in rank(info, cands, k, self.disabled_signals)]
 
 
 def _cos(row: dict) -> float:

@@ -45,18 +45,26 @@ def analyze(text: str) -> list[str]:
     return out
 
 
+# How many times the header (directories, file stem, symbol) is repeated in ``search_text``:
+# BM25 has no per-field weights in LanceDB's FTS, so repetition is the field weight. A name is
+# stronger evidence than a mention in a comment; 3 beat 2 on the code-search benchmark's text
+# leg (benchmarks/EVAL.md). Indexes written with another weight still work (the query side is
+# unchanged); ``maintenance.rebuild_search_text`` brings them to this one without re-embedding.
+HEADER_REPEAT = 3
+
+
 def header_text(path: str, symbol: str) -> str:
-    """Where a chunk lives and what it is: the file's stem, its directory, the symbol."""
-    parts = path.rsplit("/", 2)
+    """Where a chunk lives and what it is: its two innermost directories, the file's stem,
+    the symbol."""
+    parts = path.split("/")
     stem = parts[-1].rsplit(".", 1)[0]
-    return " ".join(parts[-2:-1] + [stem, symbol or ""])
+    return " ".join(parts[-3:-1] + [stem, symbol or ""])
 
 
 def index_text(path: str, symbol: str, content: str) -> str:
-    """The ``search_text`` column of a chunk. The header (path, symbol) is counted twice:
-    a name is stronger evidence than a mention in the body."""
+    """The ``search_text`` column of a chunk: the header ``HEADER_REPEAT`` times, then the body."""
     head = " ".join(analyze(header_text(path, symbol)))
-    return f"{head} {head} {' '.join(analyze(content))}"
+    return " ".join([head] * HEADER_REPEAT + analyze(content))
 
 
 def query_text(query: str) -> str:

@@ -1,0 +1,209 @@
+"""The ranking layer (codesift.search.ranking): each signal changes the order the way it should.
+
+Each signal has a small fixture repository, indexed with the hash embedder (fast,
+deterministic), searched through the same ``Searcher`` the CLI, API and MCP server use, once
+with every signal and once with that signal switched off (``disabled_signals``, the hidden
+``--no-signal`` of the CLI). The tests assert order, never scores. Signals whose effect
+depends on score shapes a fixture cannot pin with the hash embedder (fusion weights, file
+coherence) are also checked on hand-made candidate lists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import codesift
+from codesift.search.engine import open_searcher
+from codesift.search.ranking import MIXED, PROSE, SIGNALS, SYMBOL, Candidate, rank, understand
+from codesift.search.ranking.evidence import normalize, path_match_ratio
+from codesift.search.ranking.priors import path_classes, prior
+
+ALL: frozenset[str] = frozenset()
+
+
+def _repo(tmp_path: Path, name: str, files: dict[str, str]):
+    root = tmp_path / name
+    for rel, text in files.items():
+        f = root / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(textwrap.dedent(text).lstrip())
+    index_dir = tmp_path / f"{name}.idx"
+    codesift.open(root, index_dir).index(embedder="hash")
+    return open_searcher(root, index_dir)
+
+
+def _paths(searcher, query: str, k: int, off: frozenset[str] = ALL) -> list[str]:
+    searcher.disabled_signals = off
+    try:
+        return [h.path for h in searcher.search(query, k=k)]
+    finally:
+        searcher.disabled_signals = ALL
+
+
+# ---------------------------------------------------------------- query understanding
+def test_query_kinds():
+    for q in ("Router", "APIRouter", "parse_config_file", "os.path.join", "Sinatra::Base",
+              "ChunkStore.replace_rows()", "__init__"):
+        assert understand(q).kind == SYMBOL, q
+    assert understand("Sinatra::Base").names == ("Base",)
+    for q in ("how are nested dependencies resolved", "websocket endpoint implementation", "session"):
+        assert understand(q).kind == PROSE, q
+    mixed = understand("how does APIRouter include routers")
+    assert mixed.kind == MIXED and mixed.names == ("APIRouter",)
+    assert "tests" in understand("tests for the config parser").asks
+    assert not understand("config parser").asks
+
+
+def test_query_kind_weights_follow_the_kind():
+    """A symbol lookup trusts the literal (BM25) match over a closer-sounding embedding; prose
+    does the opposite. Without the signal both use one weight, and the symbol lookup flips."""
+    def cands():
+        return [Candidate({"id": "lit", "path": "a/lit.py", "content": ""}, cos=0.20, bm=1.0),
+                Candidate({"id": "sem", "path": "b/sem.py", "content": ""}, cos=0.75, bm=0.0)]
+
+    assert [c.row["id"] for c in rank("parse_config_file", cands(), 2)] == ["lit", "sem"]
+    assert [c.row["id"] for c in rank("read the settings from disk", cands(), 2)] == ["sem", "lit"]
+    assert [c.row["id"] for c in rank("parse_config_file", cands(), 2, frozenset({"query_kind"}))] == ["sem", "lit"]
+
+
+# ---------------------------------------------------------------- definitions first
+def test_defining_chunk_ranks_first_even_when_no_leg_retrieved_it(tmp_path):
+    files = {"dispatch/core.py": '''
+        class Router:
+            """Holds the table of handlers."""
+
+            def __init__(self):
+                self.table = {}
+        '''}
+    for i in range(14):  # many short usages: they outscore the definition in both legs
+        files[f"app/view_{i}.py"] = "".join(
+            f"def use_{i}_{j}(router: Router) -> Router:\n    return Router(router) or Router()\n\n\n" for j in range(2))
+    s = _repo(tmp_path, "defs", files)
+    s.candidates = 10
+    assert "dispatch/core.py" not in [h.path for h in s.search("Router", k=10, mode="text")]
+    assert _paths(s, "Router", 3)[0] == "dispatch/core.py"
+    assert "dispatch/core.py" not in _paths(s, "Router", 3, frozenset({"definitions"}))
+    # a qualified name finds the same definition
+    assert _paths(s, "dispatch.Router", 3)[0] == "dispatch/core.py"
+
+
+# ---------------------------------------------------------------- priors
+PARSER = '''
+    def parse_tokens(tokens):
+        """Turn a token stream into a syntax tree."""
+        tree = []
+        for token in tokens:
+            tree.append(token)
+        return tree
+    '''
+PARSER_TEST = '''
+    from parser import parse_tokens
+
+
+    def test_parse_tokens_syntax_tree():
+        """parse tokens into a syntax tree: parse tokens, syntax tree, tokens tree."""
+        tokens = ["parse", "tokens", "syntax", "tree"]
+        assert parse_tokens(tokens) == tokens  # parse tokens syntax tree
+    '''
+
+
+def test_test_file_ranks_below_the_implementation_unless_asked_for(tmp_path):
+    s = _repo(tmp_path, "priors", {"src/parser.py": PARSER, "tests/test_parser.py": PARSER_TEST,
+                                   "src/other.py": "def unrelated():\n    return 1\n"})
+    q = "parse tokens into a syntax tree"
+    assert _paths(s, q, 2, frozenset({"priors"}))[0] == "tests/test_parser.py"
+    assert _paths(s, q, 2)[0] == "src/parser.py"
+    assert _paths(s, "tests for parse tokens into a syntax tree", 2)[0] == "tests/test_parser.py"
+
+
+def test_prior_classes_by_ecosystem_conventions():
+    assert "tests" in path_classes("pkg/foo_test.go") and "tests" in path_classes("src/test/java/FooTest.java")
+    assert "tests" in path_classes("lib/__tests__/a.ts") and "tests" in path_classes("spec/models/user_spec.rb")
+    assert "tests" in path_classes("core/src/commonTest/kotlin/FlowTest.kt")
+    assert "examples" in path_classes("examples/server/main.rs")
+    assert "docs" in path_classes("docs/guide.md") and "docs" in path_classes("README.rst")
+    assert "stub" in path_classes("types/index.d.ts") and "stub" in path_classes("pkg/mod.pyi")
+    assert "vendored" in path_classes("vendor/github.com/x/y.go")
+    assert "generated" in path_classes("api/service.pb.go") and "generated" in path_classes("dist/app.min.js")
+    assert "amalgamation" in path_classes("single_include/json.hpp")
+    assert not path_classes("src/router/tree.go") and not path_classes("lib/contest.py")
+    assert prior("gen/x.go", "// Code generated by protoc-gen-go. DO NOT EDIT.\npackage x\n", frozenset()) < 1.0
+    assert prior("src/app.js", "var a=1;" * 100, frozenset()) < 1.0  # one minified line
+
+
+# ---------------------------------------------------------------- path evidence
+def test_query_words_in_a_file_name_lift_it_including_inflections(tmp_path):
+    s = _repo(tmp_path, "paths", {
+        "middleware/throttler.go": "package middleware\n\nfunc Limit(n int) func() {\n\treturn nil\n}\n",
+        "server/handler.go": ("package server\n\n// throttling of requests: requests are throttled here\n"
+                              "func Serve(requests int) int {\n\treturn requests\n}\n"),
+    })
+    q = "request throttling middleware"
+    assert _paths(s, q, 2, frozenset({"path"}))[0] == "server/handler.go"
+    assert _paths(s, q, 2)[0] == "middleware/throttler.go"
+
+
+def test_path_words_match_plural_and_inflected_forms():
+    words = tuple(normalize(w) for w in ("dependencies", "resolved"))
+    assert path_match_ratio("core/dependency_resolver.py", words) == 1.0
+    assert path_match_ratio("core/other.py", words) == 0.0
+
+
+# ---------------------------------------------------------------- distinct files, coherence
+def test_other_files_are_not_pushed_out_by_one_file(tmp_path):
+    big = "\n\n".join(
+        f"def cache_entry_{j}(cache, entry):\n    # cache entry eviction: evict the cache entry\n"
+        f"    cache.evict(entry)\n    return cache.entry_{j}\n" for j in range(8))
+    s = _repo(tmp_path, "distinct", {
+        "store/cache.py": big,
+        "store/lru.py": "def evict_oldest(entries):\n    # eviction of a cache entry\n    return entries.pop()\n",
+    })
+    q = "cache entry eviction"
+    assert "store/lru.py" not in _paths(s, q, 3, frozenset({"distinct"}))
+    assert "store/lru.py" in _paths(s, q, 3)
+
+
+def test_a_file_with_several_strong_chunks_lifts_its_best():
+    def cands():
+        return ([Candidate({"id": "solo", "path": "a/solo.py", "content": ""}, cos=0.60, bm=0.0)]
+                + [Candidate({"id": f"m{i}", "path": "b/many.py", "content": ""}, cos=0.58 - i * 0.01, bm=0.0)
+                   for i in range(4)])
+
+    q = "how are retries scheduled"
+    assert [c.row["id"] for c in rank(q, cands(), 2, frozenset({"coherence"}))][0] == "solo"
+    assert [c.row["id"] for c in rank(q, cands(), 2)][0] == "m0"
+
+
+# ---------------------------------------------------------------- the CLI's ablation switch
+def test_cli_no_signal_switches_a_signal_off_and_rejects_unknown_names(tmp_path):
+    s = _repo(tmp_path, "cli", {"src/parser.py": PARSER, "tests/test_parser.py": PARSER_TEST})
+    env = dict(os.environ)
+
+    def search(*extra):
+        return subprocess.run([sys.executable, "-m", "codesift", "search", "parse tokens into a syntax tree",
+                               "--root", str(s.root), "--index-dir", str(s.index_dir), "--json", "-k", "2", *extra],
+                              capture_output=True, text=True, timeout=120, env=env)
+
+    on, off = search(), search("--no-signal", "priors")
+    assert on.returncode == 0 and off.returncode == 0, on.stderr + off.stderr
+    assert json.loads(on.stdout)[0]["path"] == "src/parser.py"
+    assert json.loads(off.stdout)[0]["path"] == "tests/test_parser.py"
+    bad = search("--no-signal", "nonsense")
+    assert bad.returncode != 0 and "unknown ranking signal" in bad.stderr
+    assert set(SIGNALS) >= {"definitions", "priors", "path", "distinct", "coherence", "query_kind"}
+
+
+def test_empty_candidates_rank_to_nothing():
+    assert rank("anything", [], 5) == []
+
+
+def test_penalties_move_negative_scores_down_too():
+    """With only negative cosines (no text match), a test file still ranks below the code."""
+    cands = [Candidate({"id": "t", "path": "tests/test_a.py", "content": ""}, cos=-0.10, bm=0.0),
+             Candidate({"id": "c", "path": "src/a.py", "content": ""}, cos=-0.12, bm=0.0)]
+    assert [c.row["id"] for c in rank("how are retries scheduled", cands, 2)] == ["c", "t"]
