@@ -207,3 +207,27 @@ def test_penalties_move_negative_scores_down_too():
     cands = [Candidate({"id": "t", "path": "tests/test_a.py", "content": ""}, cos=-0.10, bm=0.0),
              Candidate({"id": "c", "path": "src/a.py", "content": ""}, cos=-0.12, bm=0.0)]
     assert [c.row["id"] for c in rank("how are retries scheduled", cands, 2)] == ["c", "t"]
+
+
+def test_a_definition_listed_among_several_in_one_chunk_still_ranks_first(tmp_path):
+    # small neighbours share a chunk, whose symbol lists every name it defines ("a, b, c")
+    files = {"dispatch/kinds.py": '''
+        class Alpha:
+            pass
+
+
+        class Router:
+            pass
+
+
+        class Omega:
+            pass
+        '''}
+    for i in range(14):
+        files[f"app/view_{i}.py"] = "".join(
+            f"def use_{i}_{j}(router: Router) -> Router:\n    return Router(router) or Router()\n\n\n" for j in range(2))
+    s = _repo(tmp_path, "several", files)
+    s.candidates = 10
+    symbols = {h.symbol for h in s.search("Alpha Router Omega", k=50, mode="text") if h.path == "dispatch/kinds.py"}
+    assert any(", " in sym and "Router" in sym.split(", ") for sym in symbols), symbols
+    assert _paths(s, "Router", 3)[0] == "dispatch/kinds.py"

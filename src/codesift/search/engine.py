@@ -104,7 +104,9 @@ class Searcher:
             todo = [i for i, q in enumerate(queries) if q.strip()]
             vectors = [None] * len(queries)
             if todo:
-                embedded = self.embedder().embed([queries[i] for i in todo])
+                from ..embedding.protocol import embed_queries
+
+                embedded = embed_queries(self.embedder(), [queries[i] for i in todo])
                 for i, v in zip(todo, embedded):
                     vectors[i] = v
         out = []
@@ -175,18 +177,19 @@ class Searcher:
         match. Then chunks of files named after a name (``Session.swift`` for ``Session``),
         which is where a name lives in languages chunked without a grammar. Strongest first."""
         from .filters import sql_str
-        from .ranking.evidence import definition_tier, symbol_name
+        from .ranking.evidence import defined_names, definition_tier
 
         names = [x for x in names if x and len(x) > 1]
         if not names:
             return []
         # LIKE's '_' matches any one character: a superset, narrowed exactly below
-        ors = " OR ".join(f"lower(symbol) LIKE {sql_str('%' + x.lower())}" for x in names)
+        # (a chunk that defines several names lists them as ``a, b, c``: hence the trailing %)
+        ors = " OR ".join(f"lower(symbol) LIKE {sql_str('%' + x.lower() + '%')}" for x in names)
         cond = f"({ors})" if where is None else f"({ors}) AND ({where})"
         rows = (self.table().search().where(cond).select(_COLUMNS + ["vector"])
                 .limit(max(n * 20, 200)).to_list())
         want = {x.lower() for x in names}
-        rows = [r for r in rows if symbol_name(r["symbol"] or "").lower() in want]
+        rows = [r for r in rows if any(n.lower() in want for n in defined_names(r["symbol"] or ""))]
         rows.sort(key=lambda r: -max(definition_tier(r["symbol"] or "", r["kind"] or "", r["path"], x)
                                      for x in names))
         rows = rows[:n]

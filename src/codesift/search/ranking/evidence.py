@@ -29,13 +29,24 @@ _SUFFIXES = ("ications", "ication", "izations", "ization", "ations", "ation", "m
 
 
 def symbol_name(symbol: str) -> str:
-    """The defined name of a stored ``symbol`` (``Mux.Handle`` -> ``Handle``)."""
-    return bare_name(symbol) if symbol else ""
+    """The defined name of a stored ``symbol`` (``Mux.Handle`` -> ``Handle``); the first one
+    when the chunk defines several (see :func:`defined_names`)."""
+    names = defined_names(symbol)
+    return names[0] if names else ""
+
+
+def defined_names(symbol: str) -> list[str]:
+    """Every name a stored ``symbol`` defines: the chunker lists the definitions of a chunk
+    that holds several as ``a, b, c`` (no single name contains ``", "``)."""
+    return [bare_name(part) for part in symbol.split(", ") if part.strip()] if symbol else []
 
 
 def definition_tier(symbol: str, kind: str, path: str, name: str) -> float:
     """How strongly a chunk with ``symbol``/``kind`` defines ``name`` (0: it does not)."""
-    own = symbol_name(symbol)
+    return max((_name_tier(own, kind, path, name) for own in defined_names(symbol)), default=0.0)
+
+
+def _name_tier(own: str, kind: str, path: str, name: str) -> float:
     if not own:
         return 0.0
     if own == name:
