@@ -306,11 +306,16 @@ class StaticEmbedder:
         out = np.zeros((n, self.dim), dtype=np.float32)
         if n == 0:
             return out
-        encodings = self._tok.encode_batch([t[:_TOKENIZE_CAP_CHARS] for t in texts], add_special_tokens=False)
-        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=n)
-        ids = np.fromiter((i for e in encodings for i in e.ids), dtype=np.int64, count=int(lengths.sum()))
-        if ids.size:
-            _segment_sum(out, self._table[ids], lengths)
+        # One text at a time: ``encode_batch`` spreads a batch over a thread pool, which on a
+        # busy 2-core machine measured 2x slower in wall time than this loop (same CPU time).
+        encode = self._tok.encode
+        id_lists = [encode(t[:_TOKENIZE_CAP_CHARS], add_special_tokens=False).ids for t in texts]
+        lengths = np.fromiter(map(len, id_lists), dtype=np.int64, count=n)
+        if lengths.any():
+            ids = np.fromiter((i for seq in id_lists for i in seq), dtype=np.int64, count=int(lengths.sum()))
+            nonempty = np.flatnonzero(lengths)
+            starts = (np.cumsum(lengths) - lengths)[nonempty]
+            out[nonempty] = np.add.reduceat(self._table[ids], starts, axis=0)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         empty = norms[:, 0] == 0
         np.divide(out, norms, out=out, where=norms > 0)
@@ -324,20 +329,9 @@ class StaticEmbedder:
         """Token counts as ``minilm`` counts them ([CLS] and [SEP] included)."""
         if not texts:
             return []
-        capped = [t[:_TOKENIZE_CAP_CHARS] for t in texts]
-        counts = [len(e.ids) for e in self._tok.encode_batch(capped, add_special_tokens=True)]
+        encode = self._tok.encode  # one at a time: see embed
+        counts = [len(encode(t[:_TOKENIZE_CAP_CHARS], add_special_tokens=True).ids) for t in texts]
         return [c if len(t) <= _TOKENIZE_CAP_CHARS else max(c, MAX_TOKENS + 1) for c, t in zip(counts, texts)]
-
-
-def _segment_sum(out: np.ndarray, rows: np.ndarray, lengths: np.ndarray) -> None:
-    """``out[i] = sum of rows[offset_i : offset_i + lengths[i]]`` via a cumulative sum."""
-    nz = lengths > 0
-    csum = np.cumsum(rows, axis=0, dtype=np.float64)
-    ends = np.cumsum(lengths) - 1
-    starts = ends - lengths
-    total = csum[ends[nz]]
-    before = np.where((starts[nz] >= 0)[:, None], csum[np.maximum(starts[nz], 0)], 0.0)
-    out[nz] = (total - before).astype(np.float32)
 
 
 def static_name(fp: str, recipe: Recipe) -> str:
