@@ -11,7 +11,7 @@ import argparse
 
 from .spec import with_options
 
-EMBEDDER_HELP = ("minilm (default), hash, openai:MODEL[@BASE_URL], ollama:MODEL, onnx:DIR, or "
+EMBEDDER_HELP = ("minilm (default), static, hash, openai:MODEL[@BASE_URL], ollama:MODEL, onnx:DIR, or "
                  "python:MODULE:ATTR (a factory returning an Embedder); `codesift models` lists them")
 
 # (flag, spec option, help)
