@@ -3,8 +3,9 @@
 ``codesift index --engine ray [--ray-address ADDR] [--workers N] [--gpus-per-worker G]``
 
 Only the middle of the local pipeline changes. Discovery, the manifest diff, the
-writer, the journal protocol and the live status run on the driver exactly as in
-:class:`~.supervisor.IndexRun` (this class subclasses it)::
+writer, the journal protocol and the live status run on the driver exactly as in the
+local engine: :class:`~.supervisor.IndexRun` drives both, with :class:`RayMiddle` as
+its middle-stages strategy (:mod:`.middle`)::
 
     discover ──read_q──▶ [Ray Data: read+chunk tasks ─▶ embed actor pool] ──write_q──▶ write
                  (driver)            (cluster)                      (driver)
@@ -48,7 +49,8 @@ from ..store.manifest import STATUS_ERROR, STATUS_INDEXED, STATUS_SKIPPED
 from . import stages
 from .retry import Backoff, CircuitBreaker
 from .items import outcome_item
-from .supervisor import _END, READ_Q_SIZE, WRITE_Q_SIZE, IndexRun
+from .middle import END as _END
+from .middle import MiddleContext
 from .threads import run_in_thread
 
 log = logging.getLogger("codesift.pipeline.ray")
@@ -295,7 +297,7 @@ class _RayHost:
             self.ready.set()
         if self.started:
             # Held for the whole run on purpose: this daemon thread owns the Ray session,
-            # and RayIndexRun sets ``stop`` in its shutdown (a finally), bounded there.
+            # and RayMiddle.close sets ``stop`` after the run (a finally), bounded there.
             self.stop.wait()
             try:
                 import ray
@@ -313,34 +315,37 @@ class _RayHost:
         return self.result
 
 
-class RayIndexRun(IndexRun):
-    """``codesift index --engine ray``: :class:`IndexRun` with read→embed on Ray."""
+class RayMiddle:
+    """``codesift index --engine ray``: the middle stages (read → chunk → embed) on Ray,
+    a strategy of the one run driver (:class:`~.supervisor.IndexRun`)."""
 
-    def __init__(self, cfg, *, on_tick=None, embedder=None, cancel=None) -> None:
-        super().__init__(cfg, on_tick=on_tick, embedder=embedder, cancel=cancel)
+    prefetch_store = False  # the chunk table opens at the first write, after the Ray job started
+
+    def __init__(self, cfg) -> None:
+        self.cfg = cfg
         self._ray: _RayHost | None = None
         self._job_deadline: float | None = None
 
     # ------------------------------------------------------------------ set-up / tear-down
-    async def run(self):
+    def check(self) -> None:
         if not ray_available():
             raise _missing_ray()
-        try:
-            return await super().run()
-        finally:
-            await self._shutdown_ray()
 
-    async def _get_embedder(self):
+    def driver_embedder(self, spec: str):
         """The driver only needs the embedder's identity (name, dim) for the table: a
-        built-in model is loaded on the workers only. ``python:`` specs load here, as in
-        the local engine (their identity is only known by loading them)."""
-        if self._embedder is None:
-            from .supervisor import embedder_identity
+        built-in model is loaded on the workers only. ``python:`` specs load on the
+        driver, as in the local engine (their identity is only known by loading them)."""
+        from ..embedding.identity import builtin_identity
 
-            ident = embedder_identity(self.cfg.embedder)
-            if ident is not None:
-                self._embedder = _Identity(*ident)
-        return await super()._get_embedder()
+        ident = builtin_identity(spec)
+        return _Identity(*ident) if ident is not None else None
+
+    def stages(self, ctx: MiddleContext, read_q: asyncio.Queue, write_q: asyncio.Queue, done: asyncio.Event):
+        self._job_deadline = time.monotonic() + self.cfg.deadlines.job
+        return {}, {"job-deadline": self._job_watchdog(done), "ray": self._ray_stage(ctx, read_q, write_q)}
+
+    async def close(self) -> None:
+        await self._shutdown_ray()
 
     def _ray_init(self) -> dict:
         """Import Ray and start (or join) it; blocking, run on a daemon thread."""
@@ -402,39 +407,18 @@ class RayIndexRun(IndexRun):
             raise StageTimeoutError(f"the job did not finish within {self.cfg.deadlines.job:g}s (--job-timeout)",
                                     stage="ray") from None
 
-    async def _stages(self) -> None:
-        read_q: asyncio.Queue = asyncio.Queue(READ_Q_SIZE)
-        write_q: asyncio.Queue = asyncio.Queue(WRITE_Q_SIZE)
-        self._write_q = write_q
-        self._queues = {"read": read_q, "write": write_q}
-        self._job_deadline = time.monotonic() + self.cfg.deadlines.job
-        done = asyncio.Event()
-
-        async def writer() -> None:
-            try:
-                await self._write(write_q)
-            finally:
-                done.set()
-
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._monitor(done), name="monitor")
-            tg.create_task(self._job_watchdog(done), name="job-deadline")
-            tg.create_task(self._discover(read_q, write_q), name="discover")
-            tg.create_task(self._ray_stage(read_q, write_q), name="ray")
-            tg.create_task(writer(), name="write")
-
-    async def _ray_stage(self, read_q: asyncio.Queue, write_q: asyncio.Queue) -> None:
+    async def _ray_stage(self, ctx: MiddleContext, read_q: asyncio.Queue, write_q: asyncio.Queue) -> None:
         cfg = self.cfg
-        read_st, embed_st = self.stats.stage("read"), self.stats.stage("embed")
+        read_st, embed_st = ctx.stats.stage("read"), ctx.stats.stage("embed")
         entries: dict[str, tuple[FileEntry, int]] = {}  # path -> (entry, old chunk count)
         rows: list[dict] = []
         start: asyncio.Future | None = None
         try:
             while True:
-                entry = await self._get(read_q, "read", "read")
+                entry = await ctx.get(read_q, "read", "read")
                 if entry is _END:
                     break
-                if self.stopping:
+                if ctx.stopping():
                     continue
                 assert isinstance(entry, FileEntry)
                 if start is None:  # start Ray while discovery goes on; a no-op run never starts it
@@ -443,28 +427,25 @@ class RayIndexRun(IndexRun):
                     start = asyncio.ensure_future(run_in_thread(
                         self._ray.wait_ready, timeout_s=min(RAY_START_TIMEOUT_S, self._remaining()), stage="ray",
                         what="starting Ray" if not cfg.ray_address else f"joining Ray at {cfg.ray_address}"))
-                prev = self._files.get(entry.path)
+                prev = ctx.previous(entry.path)
                 known = prev.file_hash if prev is not None and prev.status == STATUS_INDEXED else ""
                 entries[entry.path] = (entry, prev.chunk_count if prev else 0)
                 rows.append({"path": entry.path, "abspath": entry.abspath, "size": entry.size,
                              "mtime_ns": entry.mtime_ns, "known": known or ""})
-            if rows and not self.stopping:
-                await self._embed_dependencies()
+            if rows and not ctx.stopping():
+                # The table needs the embedder's identity; for python: specs this loads
+                # it (as the local engine does), for built-ins it is known without a model.
+                await ctx.embedder()
                 embed_st.busy()
                 read_st.busy()
                 resources = await start
-                await self._run_dataset(rows, entries, resources, write_q)
+                await self._run_dataset(ctx, rows, entries, resources, write_q)
             read_st.done()
             embed_st.done()
         finally:
             if start is not None and not start.done():
                 start.cancel()
-        await self._put(write_q, _END, "embed", "write")
-
-    async def _embed_dependencies(self) -> None:
-        # The table needs the embedder's identity; for python: specs this loads it (as
-        # the local engine does), for built-ins it is known without a model.
-        await self._get_embedder()
+        await ctx.put(write_q, _END, "embed", "write")
 
     def _build_dataset(self, rows: list[dict], resources: dict):
         import ray
@@ -493,15 +474,15 @@ class RayIndexRun(IndexRun):
                  f", {cfg.gpus_per_worker:g} GPU(s) each" if cfg.gpus_per_worker else "")
         return ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=1)
 
-    async def _run_dataset(self, rows, entries, resources, write_q: asyncio.Queue) -> None:
+    async def _run_dataset(self, ctx: MiddleContext, rows, entries, resources, write_q: asyncio.Queue) -> None:
         cfg = self.cfg
-        read_st, embed_st = self.stats.stage("read"), self.stats.stage("embed")
+        read_st, embed_st = ctx.stats.stage("read"), ctx.stats.stage("embed")
         batches = iter(await run_in_thread(self._build_dataset, rows, resources,
                                            timeout_s=min(cfg.deadlines.queue, self._remaining()),
                                            stage="ray", what="planning the Ray job"))
         read_st.pending = embed_st.pending = len(rows)
         first = True
-        while not self.stopping:
+        while not ctx.stopping():
             # The first batch includes actor start-up and the model load on every worker.
             wait = cfg.deadlines.queue + (cfg.deadlines.model_load if first else 0.0)
             try:
@@ -514,20 +495,21 @@ class RayIndexRun(IndexRun):
             if batch is None:
                 break
             first = False
-            await self._take_batch(batch, entries, write_q)
+            await self._take_batch(ctx, batch, entries, write_q)
         read_st.pending = embed_st.pending = 0
 
-    async def _take_batch(self, batch, entries, write_q: asyncio.Queue) -> None:
-        read_st, embed_st = self.stats.stage("read"), self.stats.stage("embed")
+    async def _take_batch(self, ctx: MiddleContext, batch, entries, write_q: asyncio.Queue) -> None:
+        stats = ctx.stats
+        read_st, embed_st = stats.stage("read"), stats.stage("embed")
         failure = None
         for path, payload, meta in zip(batch.column("path").to_pylist(), batch.column("payload").to_pylist(),
                                        batch.column("meta").to_pylist()):
             if meta:
                 m = pickle.loads(meta)
-                self.stats.retries += m["retries"]
+                stats.retries += m["retries"]
                 for line in m["retry_log"]:
                     log.warning("%s", line)
-                emb = self._embedder
+                emb = ctx.current_embedder()
                 if (m["embedder"], m["dim"]) != (emb.name, emb.dim):
                     raise StageError(f"the workers' embedder is {m['embedder']} (dim {m['dim']}) but the driver "
                                      f"expects {emb.name} (dim {emb.dim}); is the same codesift installed on "
@@ -541,30 +523,30 @@ class RayIndexRun(IndexRun):
             if kind == KIND_EMBED_FAILED:
                 failure = failure or f
                 continue
-            prev = self._files.get(path)
+            prev = ctx.previous(path)
             if kind == "unchanged":
-                self.stats.files_unchanged += 1
+                stats.files_unchanged += 1
                 outcome = stages.ReadOutcome(kind, f["size"], f["mtime_ns"], f["file_hash"])
                 item = outcome_item(path, outcome, prev)
             elif kind in (STATUS_SKIPPED, STATUS_ERROR, KIND_CHUNK_ERROR):
                 if kind == KIND_CHUNK_ERROR:
                     log.warning("%s: %s", path, f["reason"])
                     kind = STATUS_ERROR
-                self._note_problem(path, kind, f["reason"])
+                ctx.note_problem(path, kind, f["reason"])
                 outcome = stages.ReadOutcome(kind, f["size"], f["mtime_ns"], f["file_hash"], reason=f["reason"])
                 item = outcome_item(path, outcome, prev)
             else:
                 chunks = f["chunks"]
                 if f["note"]:
-                    self.stats.notes.append({"path": path, "note": f["note"]})
+                    stats.notes.append({"path": path, "note": f["note"]})
                 work = FileWork(entry=dataclasses.replace(entry, size=f["size"], mtime_ns=f["mtime_ns"]),
                                        file_hash=f["file_hash"], language=f["language"], chunks=chunks,
                                        note=f["note"], vectors=f["vectors"], embedded=len(chunks))
                 outcome = stages.ReadOutcome("text", f["size"], f["mtime_ns"], f["file_hash"])
                 item = outcome_item(path, outcome, prev, work)
-                self.stats.chunks_embedded += len(chunks)
+                stats.chunks_embedded += len(chunks)
                 embed_st.progress(len(chunks))
-            await self._put(write_q, item, "embed", "write")
+            await ctx.put(write_q, item, "embed", "write")
         if failure is not None:  # complete files of this batch are queued (and salvaged) first
             raise StageError(failure["message"], stage="embed", batch=failure["batch"], cause=failure["cause"])
 

@@ -48,6 +48,8 @@ from ..store.manifest import STATUS_ERROR, STATUS_INDEXED, STATUS_SKIPPED, FileR
 from . import stages
 from .items import WriteItem, complete, outcome_item
 from .memory import MemoryGuard
+from .middle import END as _END
+from .middle import READ_Q_SIZE, WRITE_Q_SIZE, MiddleContext, MiddleStages, middle_stages
 from .retry import Backoff, CircuitBreaker, call_with_retries
 from .telemetry import RunStats, dump_stacks, write_json_atomic
 from .cancel import CancelToken
@@ -56,10 +58,7 @@ from .writer import StoreWriter
 
 log = logging.getLogger("codesift.pipeline")
 
-_END = object()  # end-of-stream marker in every queue
-READ_Q_SIZE = 256
 EMBED_Q_SIZE = 32
-WRITE_Q_SIZE = 64
 DISCOVER_BATCH = 512
 MONITOR_INTERVAL_S = 1.0
 CLOSE_GRACE_S = 2.0  # at the end of a run, how long its threads may take to finish
@@ -113,11 +112,16 @@ def embedder_identity(spec: str) -> tuple[str, int] | None:
 
 
 class IndexRun:
-    """One ``codesift index`` run over a tree. Use :func:`run_index` to drive it."""
+    """One ``codesift index`` run over a tree. Use :func:`run_index` to drive it.
+
+    The one driver of every engine: the middle stages (read → chunk → embed) are a
+    strategy (:mod:`.middle`), chosen by ``cfg.engine`` unless ``middle`` is given.
+    """
 
     def __init__(self, cfg: IndexConfig, *, on_tick: Callable[[dict], None] | None = None,
-                 embedder=None, cancel: CancelToken | None = None) -> None:
+                 embedder=None, cancel: CancelToken | None = None, middle: MiddleStages | None = None) -> None:
         self.cfg = cfg
+        self.middle: MiddleStages = middle if middle is not None else (middle_stages(cfg) or LocalMiddle(self))
         self.layout = IndexLayout(cfg.index_dir)
         self.gens = Generations(self.layout)
         # The generation this run writes: the current one, or a rebuild beside it (_plan).
@@ -187,6 +191,8 @@ class IndexRun:
 
     async def _get_embedder(self):
         async with self._embedder_lock:
+            if self._embedder is None:
+                self._embedder = self.middle.driver_embedder(self.cfg.embedder)
             if self._count_tokens is None:
                 from ..embedding import count_tokens_for, load_embedder
 
@@ -816,13 +822,19 @@ class IndexRun:
 
     _pipeline_task: asyncio.Task | None = None
 
+    def _middle_context(self) -> MiddleContext:
+        return MiddleContext(
+            cfg=self.cfg, stats=self.stats, stopping=lambda: self.stopping, get=self._get, put=self._put,
+            previous=lambda path: self._files.get(path), embedder=self._get_embedder,
+            current_embedder=lambda: self._embedder, note_problem=self._note_problem)
+
     async def _stages(self) -> None:
         read_q: asyncio.Queue = asyncio.Queue(READ_Q_SIZE)
-        embed_q: asyncio.Queue = asyncio.Queue(EMBED_Q_SIZE)
         write_q: asyncio.Queue = asyncio.Queue(WRITE_Q_SIZE)
         self._write_q = write_q
-        self._queues = {"read": read_q, "embed": embed_q, "write": write_q}
         done = asyncio.Event()
+        queues, middle = self.middle.stages(self._middle_context(), read_q, write_q, done)
+        self._queues = {"read": read_q, **queues, "write": write_q}
 
         async def writer() -> None:
             try:
@@ -831,11 +843,12 @@ class IndexRun:
                 done.set()
 
         async with asyncio.TaskGroup() as tg:
-            self._tg = tg
+            if self.middle.prefetch_store:
+                self._tg = tg
             tg.create_task(self._monitor(done), name="monitor")
             tg.create_task(self._discover(read_q, write_q), name="discover")
-            tg.create_task(self._read_and_chunk(read_q, embed_q, write_q), name="read")
-            tg.create_task(self._embed(embed_q, write_q), name="embed")
+            for name, coro in middle.items():
+                tg.create_task(coro, name=name)
             tg.create_task(writer(), name="write")
         self._tg = None
 
@@ -865,6 +878,13 @@ class IndexRun:
                 log.error("could not commit %d completed file(s) after the failure: %s", len(items), exc)
 
     async def run(self) -> RunResult:
+        self.middle.check()
+        try:
+            return await self._run()
+        finally:
+            await self.middle.close()
+
+    async def _run(self) -> RunResult:
         t0 = time.monotonic()
         error: CodesiftError | None = None
         status = "ok"
@@ -1057,8 +1077,30 @@ def run_index(cfg: IndexConfig, *, on_tick: Callable[[dict], None] | None = None
     unless ``result.live_threads`` names it (a hung embed call cannot be stopped); the
     writer lock is then released only when it ends (``result.lock_released`` is False).
     """
-    if cfg.engine == "ray":
-        from .ray_engine import RayIndexRun
-
-        return asyncio.run(RayIndexRun(cfg, on_tick=on_tick, embedder=embedder, cancel=cancel).run())
     return asyncio.run(IndexRun(cfg, on_tick=on_tick, embedder=embedder, cancel=cancel).run())
+
+
+class LocalMiddle:
+    """The local engine's middle stages: read+chunk and embed as asyncio tasks of the
+    driver, joined by a bounded embed queue. They share the driver's embedder, memory
+    guard and embedding cache (all on the local machine), so this strategy is bound to
+    its driver; any other strategy gets only a :class:`~.middle.MiddleContext`."""
+
+    prefetch_store = True
+
+    def __init__(self, run: IndexRun) -> None:
+        self._run = run
+
+    def check(self) -> None:
+        return None
+
+    def driver_embedder(self, spec: str):
+        return None  # loaded on the driver, where it embeds
+
+    def stages(self, ctx: MiddleContext, read_q: asyncio.Queue, write_q: asyncio.Queue, done: asyncio.Event):
+        embed_q: asyncio.Queue = asyncio.Queue(EMBED_Q_SIZE)
+        return {"embed": embed_q}, {"read": self._run._read_and_chunk(read_q, embed_q, write_q),
+                                    "embed": self._run._embed(embed_q, write_q)}
+
+    async def close(self) -> None:
+        return None
