@@ -23,6 +23,7 @@ from support.harness import FAULTS, Codesift, live_status, sample_tree, wait_for
 import codesift
 from codesift.inspection.status import collect_status
 from codesift.inspection.verify import verify_index
+from codesift.pipeline.stages import CHUNKING_VERSION
 
 SEED = 20261202
 OTHER = FAULTS + "other"  # hash-32: another embedder than the template's hash-64
@@ -219,6 +220,6 @@ def test_a_plain_index_resumes_an_interrupted_embedder_switch_and_a_chunking_cha
     before = generation(cs)
     again = cs.index(FAULTS + "clean")
     assert again.code == 0, again.stderr
-    assert again.summary["rebuild"]["reason"] == "chunking version 0 -> 1"
+    assert again.summary["rebuild"]["reason"] == f"chunking version 0 -> {CHUNKING_VERSION}"
     assert generation(cs) != before
     assert_serves(cs, rows, generation(cs), 64)
