@@ -94,7 +94,16 @@ def warm_search(args) -> dict:
         hits = idx.search(q, k=args.k)
         times.append(time.perf_counter() - t)
         assert hits, q
+    from codesift.embedding.protocol import embed_queries
+
+    emb = idx._searcher.embedder()
+    embed_times = []
+    for q in queries:
+        t = time.perf_counter()
+        embed_queries(emb, [q])
+        embed_times.append(time.perf_counter() - t)
     return {"queries": len(times), "first_search_s": first_s, "p50_s": statistics.median(times),
+            "embed_p50_s": statistics.median(embed_times), "backend": idx._searcher.backend().name,
             "p99_s": pct(times, 99), "mean_s": statistics.mean(times), "max_s": max(times),
             "peak_rss_bytes": _peak_rss()}
 

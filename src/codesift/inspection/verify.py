@@ -15,6 +15,9 @@ The report lists every inconsistency found, by kind (each list capped at
 ``missing_vectors``  null vectors, vectors of the wrong length, non-finite values
 ``coverage_gaps``    non-blank lines of those same files that no row covers
 ``pending``          journal entries left by an interrupted (or running) write
+``query_tables``     files whose rows in the manifest's query tables (the light search
+                     path's copy) differ from the chunk table's: other ids, other
+                     content, vectors of the wrong size
 
 ``consistent`` is true when every list is empty.
 
@@ -45,7 +48,7 @@ CAP = 50
 UNLIMITED = 1 << 40
 VECTOR_BATCH = 4096
 KEYS = ("missing", "stale", "orphans", "duplicates", "count_mismatch", "content_mismatch",
-        "missing_vectors", "coverage_gaps", "pending")
+        "missing_vectors", "coverage_gaps", "pending", "query_tables")
 _META_COLUMNS = ["id", "path", "start_line", "end_line", "content", "file_hash"]
 
 
@@ -185,6 +188,7 @@ def verify_index(root: Path, index_dir: Path) -> dict:
             expected_dim = int(meta["dim"]) if meta.get("dim") else None
         except ValueError:
             expected_dim = None
+        query_rows = manifest.query_rows()
         # Vectors are checked later, once we know which paths were in flux; remember the store.
         files2 = manifest.files()
         pending2 = set(manifest.pending_paths())
@@ -297,6 +301,8 @@ def verify_index(root: Path, index_dir: Path) -> dict:
 
     if store is not None:
         _check_vectors(store, expected_dim, flux, lists)
+    if query_rows is not None:
+        _check_query_tables(query_rows, ids, paths, contents, expected_dim, flux, lists)
 
     counts = {
         "tree_files": len(tree),
@@ -321,6 +327,31 @@ def verify_index(root: Path, index_dir: Path) -> dict:
     report.update(lists.items)
     report["elapsed_s"] = round(time.monotonic() - t0, 3)
     return report
+
+
+def _check_query_tables(query_rows, ids, paths, contents, dim, flux, lists: _Lists) -> None:
+    """The query tables must hold exactly the chunk table's rows (ids, content), with
+    vectors of the index's dimension (float16)."""
+    table: dict[str, dict[str, str]] = defaultdict(dict)
+    for i, p in enumerate(paths):
+        table[p][ids[i]] = contents[i]
+    copy: dict[str, dict[str, str]] = defaultdict(dict)
+    bad_vectors: dict[str, int] = Counter()
+    for rid, p, content, width in query_rows:
+        copy[p][rid] = content
+        if dim is not None and width != 2 * dim:
+            bad_vectors[p] += 1
+    for path in sorted(set(table) | set(copy)):
+        if path in flux:
+            continue
+        have, want = copy.get(path, {}), table.get(path, {})
+        if set(have) != set(want):
+            lists.add("query_tables", {"path": path, "reason": f"{len(have)} row(s) in the query tables, "
+                                                               f"{len(want)} in the chunk table (other ids)"})
+        elif any(have[i] != want[i] for i in want):
+            lists.add("query_tables", {"path": path, "reason": "content differs from the chunk table's"})
+        elif bad_vectors.get(path):
+            lists.add("query_tables", {"path": path, "reason": f"{bad_vectors[path]} vector(s) of the wrong size"})
 
 
 def _stale_reason(rec: FileRecord, item, current_lines: dict[str, list[str]]) -> str | None:
@@ -375,6 +406,7 @@ _TITLES = {
     "missing_vectors": "bad vectors",
     "coverage_gaps": "non-blank lines in no chunk",
     "pending": "journal entries of an unfinished write",
+    "query_tables": "the search copy differs from the chunk table",
 }
 
 
@@ -394,6 +426,8 @@ def _line(key: str, e: dict) -> str:
         return f"{path}:{e['start_line']}-{e['end_line']}: {e['reason']}"
     if key == "missing_vectors":
         return f"{path}: {e['reason']}" + (f" (id {e['id']})" if e.get("id") else "")
+    if key == "query_tables":
+        return f"{path}: {e['reason']}"
     if key == "coverage_gaps":
         spans = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in e["ranges"])
         return f"{path}: {e['lines']} line(s) ({spans})"
@@ -420,5 +454,8 @@ def render_verify(report: dict, out: IO[str]) -> None:
             out.write(f"  {_line(key, e)}\n")
         if total > len(report[key]):
             out.write(f"  ... and {total - len(report[key])} more\n")
+    if report["totals"]["query_tables"]:
+        out.write("hint: searches still read the chunk table's rows through the query tables; "
+                  "`codesift index --full` rebuilds both\n")
     if report["totals"]["pending"] and not report.get("writer_active"):
         out.write("hint: the next `codesift index` run repairs interrupted writes\n")

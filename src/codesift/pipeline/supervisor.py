@@ -323,6 +323,19 @@ class IndexRun:
             await self._w(store.delete_paths, pending, what="removing rows of interrupted writes")
             await self._w(m.forget, pending, what="forgetting files of interrupted writes")
 
+    async def _complete_query_tables(self) -> None:
+        """Copy the chunk table into the manifest's query tables when they are not complete
+        (an index written before they existed): once, then every commit keeps them."""
+        from ..store import query_tables
+
+        meta = await self._w(self._manifest.meta, what="reading the manifest meta")
+        if query_tables.complete(meta):
+            return
+        store = await self._get_store()
+        copied = await self._w(self._manifest.populate_query_tables, store,
+                               what="copying the chunk table into the query tables")
+        log.info("query tables built from the chunk table: %d row(s)", copied)
+
     async def _check_orphans(self, store) -> None:
         """A cheap count check; on mismatch, a scan removes rows nobody vouches for."""
         expected = sum(r.chunk_count for r in self._files.values() if r.status == STATUS_INDEXED)
@@ -690,7 +703,8 @@ class IndexRun:
                                     batch=f"{len(items)} file(s) from {items[0].path}", on_retry=on_retry)
         records = [it.record for it in items if it.record is not None]
         removed = [it.path for it in items if it.record is None]
-        await self._w(m.commit_files, records, removed, what="vouching for written files in the manifest")
+        await self._w(_vouch, m, records, removed, lance_paths, rows if lance_paths else None,
+                      what="vouching for written files in the manifest")
         for it in items:
             self.stats.chunks_deleted += it.old_chunks if it.delete_old else 0
             if it.record is None:
@@ -921,6 +935,7 @@ class IndexRun:
                     # row is vouched for before planning. A clean history skips this, so a
                     # no-change run never opens LanceDB.
                     await self._check_orphans(await self._get_store())
+                await self._complete_query_tables()
                 self._pipeline_task = asyncio.ensure_future(self._stages())
                 try:
                     await self._pipeline_task
@@ -1011,6 +1026,15 @@ class IndexRun:
         writer = self.writer
         self.threads.when_all_done(lock.release, until=lambda: not writer.alive)
         return live
+
+def _vouch(m: Manifest, records, removed, replaced, rows) -> None:
+    """The manifest's commit of a write: the file records and the query tables' rows,
+    built here (on the writer) from the Arrow rows the chunk table just took."""
+    from ..store.query_tables import QueryRows
+
+    m.commit_files(records, removed, replaced=replaced,
+                   rows=QueryRows.from_arrow(rows) if rows is not None else None)
+
 
 def _init_generation(gen: GenerationLayout, meta: dict) -> None:
     m = Manifest(gen.manifest)

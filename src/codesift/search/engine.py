@@ -13,14 +13,19 @@ Modes and what ``Hit.score`` means in each:
 
 ``vector`` and ``text`` return a leg's raw order: they exist to compare the legs.
 
-Filters (``lang``, ``path``) are SQL predicates applied inside every leg before top-k
-(``prefilter=True``), so a filtered search returns ``k`` hits whenever ``k`` match.
+Filters (``lang``, ``path``) apply inside every leg before top-k, so a filtered search
+returns ``k`` hits whenever ``k`` match.
+
+The legs read the manifest's query tables (:mod:`.backends`: SQLite FTS5 and a numpy
+matrix, no LanceDB import) when they are complete, else the LanceDB ``chunks`` table.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,8 +33,9 @@ from ..errors import CodesiftError, ConfigError, NoIndexError
 from ..store.layout import IndexLayout
 from .hits import Hit
 
+log = logging.getLogger("codesift.search")
+
 MODES = ("hybrid", "vector", "text")
-_COLUMNS = ["id", "path", "start_line", "end_line", "symbol", "kind", "language", "content"]
 
 CANDIDATES = 100  # per leg, before ranking (at least k): the signals can lift a chunk from deep in a leg
 DEFINITIONS = 20  # at most this many chunks defining a queried name join the candidates
@@ -49,6 +55,7 @@ class Searcher:
         self._table = None
         self._opened = False
         self._text_col = None
+        self._backend = None
         self.candidates = CANDIDATES
         # ranking signals switched off (by name, see ranking.SIGNALS): for ablations only
         self.disabled_signals: frozenset[str] = frozenset()
@@ -70,6 +77,31 @@ class Searcher:
             self._text_col = text_column(self.table())
         return self._text_col
 
+    def backend(self):
+        """Where the legs read: the manifest's query tables when they are complete (no LanceDB
+        import), else the LanceDB table. Reopened when the index changed since."""
+        if self._backend is not None and self._backend.fresh():
+            return self._backend
+        from . import backends
+        from ..store import query_tables
+
+        old, self._backend = self._backend, None
+        if old is not None and hasattr(old, "close"):
+            old.close()
+        meta = _index_meta(self.layout)
+        if (os.environ.get(backends.BACKEND_ENV) != "lance" and query_tables.complete(meta)
+                and meta.get("dim", "").isdigit()):
+            try:
+                self._backend = backends.TablesBackend(self.layout.manifest, int(meta["dim"]))
+            except backends.QueryTablesError as exc:
+                log.warning("%s; searching the chunk table instead (codesift verify checks the index)",
+                            exc.one_line())
+        if self._backend is None:
+            self._opened = False  # the LanceDB table as it is now
+            self._text_col = None
+            self._backend = backends.LanceBackend(self.table(), self.text_column() if self.table() else "content")
+        return self._backend
+
     def embedder(self):
         """The embedder the index was built with: queries must be embedded by the same model."""
         if self._embedder is None:
@@ -83,8 +115,7 @@ class Searcher:
         return self._embedder
 
     def _empty(self) -> bool:
-        table = self.table()
-        return table is None or table.count_rows() == 0
+        return self.backend().count() == 0
 
     # ------------------------------------------------------------------ public
     def search(self, query: str, k: int = 10, *, mode: str = "hybrid", **filters) -> list[Hit]:
@@ -93,7 +124,7 @@ class Searcher:
     def search_many(self, queries: Sequence[str], k: int = 10, *, mode: str = "hybrid",
                     **filters) -> list[list[Hit]]:
         """Hits for each query, in order; the queries are embedded in one call."""
-        where = _where(k, mode, filters)
+        where = _filter(k, mode, filters)
         queries = [q if isinstance(q, str) else str(q) for q in queries]
         if not queries:
             return []
@@ -120,23 +151,17 @@ class Searcher:
     def similar(self, file: str, line: int, k: int = 10, **filters) -> list[Hit]:
         """Chunks nearest (cosine) to the chunk of ``file`` containing ``line``, itself excluded.
         ``Hit.score`` is the cosine similarity."""
-        from .filters import sql_str
-
-        where = _where(k, "vector", filters)
-        table = self.table()
-        if table is None:
+        flt = _filter(k, "vector", filters)
+        if self._empty():
             raise CodesiftError(f"nothing is indexed at {file}:{line}", stage="search")
         rel = self.relative_path(file)
-        rows = (table.search().where(f"path = {sql_str(rel)} AND start_line <= {int(line)} "
-                                     f"AND end_line >= {int(line)}")
-                .select(["id", "start_line", "end_line", "vector"]).limit(None).to_list())
+        backend = self.backend()
+        rows = backend.rows_at(rel, line)
         if not rows:
             raise CodesiftError(f"no indexed chunk contains {rel}:{line} (is the file indexed? codesift status)",
                                 stage="search")
         own = min(rows, key=lambda r: (r["end_line"] - r["start_line"], r["start_line"]))
-        excl = f"id != {sql_str(own['id'])}"
-        where = excl if where is None else f"({where}) AND {excl}"
-        return [_hit(r, _cos(r)) for r in self._vector_leg(own["vector"], where, k)]
+        return [_hit(r, _cos(r)) for r in backend.vector_leg(own["vector"], flt, k, exclude=own["id"])]
 
     def relative_path(self, path: str) -> str:
         """``path`` as stored: POSIX and relative to the root (given relative to the cwd,
@@ -153,67 +178,49 @@ class Searcher:
         return p.as_posix().lstrip("./") if not p.is_absolute() else p.as_posix()
 
     # ------------------------------------------------------------------ legs
-    def _vector_leg(self, vector, where: str | None, n: int) -> list[dict]:
-        q = self.table().search(vector, vector_column_name="vector").metric("cosine")
-        if where:
-            q = q.where(where, prefilter=True)
-        return q.select(_COLUMNS + ["_distance"]).limit(n).to_list()
-
-    def _text_leg(self, query: str, where: str | None, n: int, *, with_vectors: bool) -> list[dict]:
+    def _text_leg(self, query: str, flt, n: int, *, with_vectors: bool) -> list[dict]:
         from .tokens import query_text
 
-        text = query_text(query)
-        if not text:
-            return []
-        cols = _COLUMNS + (["vector"] if with_vectors else []) + ["_score"]
-        q = self.table().search(text, query_type="fts", fts_columns=self.text_column())
-        if where:
-            q = q.where(where, prefilter=True)
-        return q.select(cols).limit(n).to_list()
+        return self.backend().text_leg(query_text(query).split(), flt, n, with_vectors=with_vectors)
 
-    def _definition_leg(self, names: Sequence[str], where: str | None, n: int) -> list[dict]:
+    def _definition_leg(self, names: Sequence[str], flt, n: int) -> list[dict]:
         """Chunks whose stored ``symbol`` defines one of ``names`` (``Name``, ``Outer.Name``,
         ``ns::Name``), whatever either leg retrieved: the chunker's symbol table, not a text
         match. Then chunks of files named after a name (``Session.swift`` for ``Session``),
         which is where a name lives in languages chunked without a grammar. Strongest first."""
-        from .filters import sql_str
         from .ranking.evidence import defined_names, definition_tier
 
         names = [x for x in names if x and len(x) > 1]
         if not names:
             return []
-        # LIKE's '_' matches any one character: a superset, narrowed exactly below
-        # (a chunk that defines several names lists them as ``a, b, c``: hence the trailing %)
-        ors = " OR ".join(f"lower(symbol) LIKE {sql_str('%' + x.lower() + '%')}" for x in names)
-        cond = f"({ors})" if where is None else f"({ors}) AND ({where})"
-        rows = (self.table().search().where(cond).select(_COLUMNS + ["vector"])
-                .limit(max(n * 20, 200)).to_list())
+        backend = self.backend()
+        # a chunk that defines several names lists them as ``a, b, c``: the backends match a
+        # substring (a superset), narrowed exactly here
+        rows = backend.symbol_rows(names, flt, max(n * 20, 200))
         want = {x.lower() for x in names}
         rows = [r for r in rows if any(n.lower() in want for n in defined_names(r["symbol"] or ""))]
         rows.sort(key=lambda r: -max(definition_tier(r["symbol"] or "", r["kind"] or "", r["path"], x)
                                      for x in names))
         rows = rows[:n]
-        files = " OR ".join(f"lower(path) LIKE {sql_str('%/' + x.lower() + '.%')} OR "
-                            f"lower(path) LIKE {sql_str(x.lower() + '.%')}" for x in names)
-        cond = f"({files})" if where is None else f"({files}) AND ({where})"
         seen = {r["id"] for r in rows}
-        named = (self.table().search().where(cond).select(_COLUMNS + ["vector"]).limit(n).to_list())
+        named = backend.file_rows(names, flt, n)
         return rows + [r for r in named if r["id"] not in seen]
 
-    def _one(self, query: str, vector, k: int, mode: str, where: str | None) -> list[Hit]:
+    def _one(self, query: str, vector, k: int, mode: str, flt) -> list[Hit]:
+        backend = self.backend()
         if mode == "vector":
-            return [_hit(r, _cos(r)) for r in self._vector_leg(vector, where, k)]
+            return [_hit(r, _cos(r)) for r in backend.vector_leg(vector, flt, k)]
         if mode == "text":
-            return [_hit(r, float(r["_score"])) for r in self._text_leg(query, where, k, with_vectors=False)]
+            return [_hit(r, float(r["_score"])) for r in self._text_leg(query, flt, k, with_vectors=False)]
         from .ranking import PROSE, understand
 
         info = understand(query)
         n = max(k, self.candidates)
-        vrows = self._vector_leg(vector, where, n)
-        trows = self._text_leg(query, where, n, with_vectors=True)
+        vrows = backend.vector_leg(vector, flt, n)
+        trows = self._text_leg(query, flt, n, with_vectors=True)
         drows = []
         if info.kind != PROSE and "definitions" not in self.disabled_signals:
-            drows = self._definition_leg(info.names, where, DEFINITIONS)
+            drows = self._definition_leg(info.names, flt, DEFINITIONS)
         return self._rank(info, vector, vrows, trows, drows, k)
 
     def _rank(self, info, vector, vrows: list[dict], trows: list[dict], drows: list[dict],
@@ -258,7 +265,7 @@ def _hit(r: dict, score: float) -> Hit:
                score=round(score, 6), content=r["content"] or "", id=r["id"])
 
 
-def _where(k: int, mode: str, filters: dict) -> str | None:
+def _filter(k: int, mode: str, filters: dict):
     if not isinstance(k, int) or k < 1:
         raise ConfigError("k must be an integer >= 1")
     if mode not in MODES:
@@ -266,9 +273,9 @@ def _where(k: int, mode: str, filters: dict) -> str | None:
     unknown = set(filters) - _FILTER_KEYS
     if unknown:
         raise ConfigError(f"unknown search filter(s): {', '.join(sorted(unknown))} (use lang=, path=)")
-    from .filters import where_clause
+    from .filters import Filter
 
-    return where_clause(lang=filters.get("lang"), path=filters.get("path"))
+    return Filter.of(lang=filters.get("lang"), path=filters.get("path"))
 
 
 def _index_meta(layout: IndexLayout) -> dict[str, str]:

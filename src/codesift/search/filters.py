@@ -14,7 +14,9 @@ Languages become ``language IN (...)`` (answered by the ``language`` bitmap inde
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 _GLOB_CHARS = set("*?[")
 _REGEX_META = set("\\.+*?()|[]{}^$#&-~")
@@ -107,3 +109,46 @@ def where_clause(lang: str | Iterable[str] | None = None, path: str | Iterable[s
     if extra:
         clauses.append(extra)
     return " AND ".join(clauses) if clauses else None
+
+
+def glob_test(glob: str) -> Callable[[str], bool] | None:
+    """:func:`glob_predicate` as a Python test of a stored path (None: every path matches)."""
+    g = glob.strip()
+    while g.startswith("./"):
+        g = g[2:]
+    g = g.rstrip("/") if len(g) > 1 else g
+    if not g or g in (".", "**", "*"):
+        return None
+    if not _GLOB_CHARS.intersection(g):
+        under = g + "/"
+        return lambda p: p == g or p.startswith(under)
+    body = glob_to_regex(g)
+    pattern = re.compile("^" + body + "$" if "/" in g else "^(?:.*/)?" + body + "$")
+    return lambda p: pattern.match(p) is not None
+
+
+@dataclass(frozen=True)
+class Filter:
+    """The ``--lang`` / ``--path`` filters of one search, for either retrieval backend:
+    a SQL predicate (LanceDB) or Python tests of a row's language and path."""
+
+    langs: tuple[str, ...] = ()
+    globs: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, lang=None, path=None) -> "Filter":
+        langs = tuple(sorted({v.strip().lower() for v in _as_list(lang) if v.strip()}))
+        return cls(langs, tuple(_as_list(path)))
+
+    def sql(self) -> str | None:
+        return where_clause(lang=list(self.langs), path=list(self.globs))
+
+    def path_test(self) -> Callable[[str], bool] | None:
+        tests = [glob_test(g) for g in self.globs]
+        if not tests or any(t is None for t in tests):
+            return None
+        return lambda p: any(t(p) for t in tests)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.langs) or self.path_test() is not None

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import StoreError
+from . import query_tables
 
 SCHEMA_VERSION = 1
 
@@ -80,8 +81,9 @@ class Manifest:
                                            isolation_level=None)
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
-                self._db.executescript(_SCHEMA)
+                self._db.executescript(_SCHEMA + query_tables.DDL)
                 self._set_default("schema_version", str(SCHEMA_VERSION))
+                self._db.execute(query_tables.mark_complete_if_empty())
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open manifest {path}: {exc}", stage="store", cause=exc) from exc
 
@@ -160,9 +162,15 @@ class Manifest:
             self._tx([("INSERT OR REPLACE INTO journal(path, started_at) VALUES (?, ?)",
                        [(p, now) for p in paths])])
 
-    def commit_files(self, records: list[FileRecord], removed: list[str] = ()) -> None:
-        """Vouch for rows just committed to the chunk table, and clear their journal entries."""
+    def commit_files(self, records: list[FileRecord], removed: list[str] = (), *,
+                     replaced: Iterable[str] = (), rows: "query_tables.QueryRows | None" = None) -> None:
+        """Vouch for rows just committed to the chunk table, and clear their journal entries.
+
+        ``replaced``: the paths whose rows the chunk table just replaced (deleted, then
+        ``rows`` added); the query tables follow in the same transaction."""
         statements: list[tuple[str, Iterable]] = []
+        statements.extend(query_tables.clear_statements(sorted(set(replaced) | set(removed))))
+        statements.extend(query_tables.insert_statements(rows))
         if records:
             statements.append(("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                [tuple(_record_values(r)) for r in records]))
@@ -180,7 +188,8 @@ class Manifest:
         """Drop file records and journal entries: those files will be indexed again."""
         if paths:
             self._tx([("DELETE FROM files WHERE path = ?", [(p,) for p in paths]),
-                      ("DELETE FROM journal WHERE path = ?", [(p,) for p in paths])])
+                      ("DELETE FROM journal WHERE path = ?", [(p,) for p in paths])]
+                     + query_tables.clear_statements(paths))
 
     def reset(self) -> list[str]:
         """For ``--full``: journal every known path and clear all file records, atomically."""
@@ -188,8 +197,28 @@ class Manifest:
         now = time.time()
         self._tx([("INSERT OR REPLACE INTO journal(path, started_at) VALUES (?, ?)", [(p, now) for p in paths]),
                   ("DELETE FROM files", ()),
+                  ("DELETE FROM q_text", ()),
+                  ("DELETE FROM q_chunks", ()),
                   ("DELETE FROM meta WHERE key IN ('embedder', 'dim')", ())])
         return paths
+
+    def populate_query_tables(self, store) -> int:
+        """Rebuild the query tables from the chunk table (see :mod:`.query_tables`)."""
+        vouched = {r.path: r.file_hash for r in self.iter_files(STATUS_INDEXED)}
+        try:
+            return query_tables.populate(self._db, store, vouched)
+        except sqlite3.Error as exc:
+            raise StoreError(f"manifest write failed: {exc}", stage="write", cause=exc) from exc
+
+    def query_rows(self) -> list[tuple[str, str, str, int]] | None:
+        """``(id, path, content, vector bytes)`` of every query-table row, or None when the
+        tables are not complete (see :mod:`.query_tables`)."""
+        if not query_tables.complete(self.meta()):
+            return None
+        try:
+            return self._db.execute("SELECT id, path, content, length(vector) FROM q_chunks").fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the query tables: {exc}", stage="store", cause=exc) from exc
 
     def clear_journal(self) -> None:
         self._tx([("DELETE FROM journal", ())])

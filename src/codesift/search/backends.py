@@ -1,0 +1,279 @@
+"""Where the retrieval legs read from: the manifest's query tables, or the LanceDB table.
+
+Both backends answer the same four questions with rows of the same shape (the public
+columns, plus ``vector`` when asked, ``_distance`` = 1 − cosine on the vector leg and
+``_score`` = BM25 on the text leg):
+
+* ``vector_leg``: the nearest chunks by cosine;
+* ``text_leg``: BM25 over the identifier-split text (:mod:`.tokens`);
+* ``symbol_rows`` / ``file_rows``: chunks whose symbol or file name contains a name;
+* ``rows_at``: the chunks of a file that contain a line.
+
+:class:`TablesBackend` is the light path: SQLite (FTS5) and a numpy matrix of the
+vectors, loaded once per process and reloaded when the manifest changes. It imports
+neither LanceDB nor pyarrow, so a CLI search starts in a fraction of the time, and a
+warm query costs a matrix product instead of a dozen round trips.
+:class:`LanceBackend` reads the public ``chunks`` table: for indexes whose query tables
+are not complete yet, and to compare the two (``CODESIFT_SEARCH_BACKEND=lance``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from collections.abc import Sequence
+
+from ..errors import StoreError
+from .filters import Filter, sql_str
+
+log = logging.getLogger("codesift.search")
+
+COLUMNS = ["id", "path", "start_line", "end_line", "symbol", "kind", "language", "content"]
+BACKEND_ENV = "CODESIFT_SEARCH_BACKEND"  # "lance" forces the LanceDB backend (comparisons)
+
+
+class LanceBackend:
+    name = "lance"
+
+    def __init__(self, table, text_column: str) -> None:
+        self.table = table
+        self.text_column = text_column
+
+    def fresh(self) -> bool:
+        return True
+
+    def count(self) -> int:
+        return 0 if self.table is None else self.table.count_rows()
+
+    def _filtered(self, q, flt: Filter, extra: str | None = None):
+        where = flt.sql()
+        if extra:
+            where = extra if where is None else f"({where}) AND {extra}"
+        return q.where(where, prefilter=True) if where else q
+
+    def vector_leg(self, vector, flt: Filter, n: int, *, exclude: str | None = None) -> list[dict]:
+        q = self.table.search(vector, vector_column_name="vector").metric("cosine")
+        q = self._filtered(q, flt, None if exclude is None else f"id != {sql_str(exclude)}")
+        return q.select(COLUMNS + ["_distance"]).limit(n).to_list()
+
+    def text_leg(self, tokens: Sequence[str], flt: Filter, n: int, *, with_vectors: bool) -> list[dict]:
+        text = " ".join(tokens)
+        if not text:
+            return []
+        cols = COLUMNS + (["vector"] if with_vectors else []) + ["_score"]
+        q = self.table.search(text, query_type="fts", fts_columns=self.text_column)
+        return self._filtered(q, flt).select(cols).limit(n).to_list()
+
+    def symbol_rows(self, names: Sequence[str], flt: Filter, limit: int) -> list[dict]:
+        # LIKE's '_' matches any one character: a superset, narrowed by the caller
+        ors = " OR ".join(f"lower(symbol) LIKE {sql_str('%' + x.lower() + '%')}" for x in names)
+        return self._where_rows(f"({ors})", flt, limit)
+
+    def file_rows(self, names: Sequence[str], flt: Filter, limit: int) -> list[dict]:
+        files = " OR ".join(f"lower(path) LIKE {sql_str('%/' + x.lower() + '.%')} OR "
+                            f"lower(path) LIKE {sql_str(x.lower() + '.%')}" for x in names)
+        return self._where_rows(f"({files})", flt, limit)
+
+    def rows_at(self, path: str, line: int) -> list[dict]:
+        return (self.table.search().where(f"path = {sql_str(path)} AND start_line <= {int(line)} "
+                                          f"AND end_line >= {int(line)}")
+                .select(["id", "start_line", "end_line", "vector"]).limit(None).to_list())
+
+    def _where_rows(self, cond: str, flt: Filter, limit: int) -> list[dict]:
+        where = flt.sql()
+        cond = cond if where is None else f"{cond} AND ({where})"
+        return self.table.search().where(cond).select(COLUMNS + ["vector"]).limit(limit).to_list()
+
+
+class QueryTablesError(StoreError):
+    """The query tables cannot be read as they should be (the search falls back to LanceDB)."""
+
+
+class TablesBackend:
+    """The manifest's query tables (:mod:`codesift.store.query_tables`), read-only."""
+
+    name = "tables"
+
+    def __init__(self, manifest: os.PathLike | str, dim: int) -> None:
+        import numpy as np
+
+        self._np = np
+        self.path = os.path.realpath(manifest)  # one generation, even if a rebuild swaps in another
+        self.link = str(manifest)
+        self.dim = dim
+        try:
+            self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5.0,
+                                      check_same_thread=False)
+            self._version = self._data_version()
+            self._load()
+        except sqlite3.Error as exc:
+            raise QueryTablesError(f"cannot read the query tables in {self.path}: {exc}", stage="search",
+                                   cause=exc) from exc
+
+    # ------------------------------------------------------------------ state
+    def _data_version(self) -> int:
+        return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+
+    def fresh(self) -> bool:
+        """False once another connection committed, or a rebuild swapped the generation."""
+        try:
+            return os.path.realpath(self.link) == self.path and self._data_version() == self._version
+        except (OSError, sqlite3.Error):
+            return False
+
+    def _load(self) -> None:
+        np = self._np
+        rows = self.db.execute("SELECT rowid, path, language, vector FROM q_chunks ORDER BY rowid").fetchall()
+        n = len(rows)
+        self.rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
+        width = 2 * self.dim
+        blobs = [r[3] for r in rows]
+        if any(len(b) != width for b in blobs):
+            raise QueryTablesError(f"query tables hold vectors of the wrong size (want {self.dim} float16)",
+                                   stage="search")
+        mat = np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(n, self.dim).astype(np.float32)
+        norms = np.linalg.norm(mat, axis=1)
+        norms[norms == 0] = 1.0
+        mat /= norms[:, None]
+        self.matrix = mat
+        paths: dict[str, int] = {}
+        self.path_of = np.fromiter((paths.setdefault(r[1], len(paths)) for r in rows), dtype=np.int32, count=n)
+        self.paths = list(paths)
+        self.languages = np.asarray([r[2] or "" for r in rows], dtype=object)
+        self._masks: dict[Filter, object] = {}
+        self._pos: dict[int, int] | None = None
+
+    def count(self) -> int:
+        return len(self.rowids)
+
+    def _positions(self) -> dict[int, int]:
+        if self._pos is None:
+            self._pos = {int(r): i for i, r in enumerate(self.rowids)}
+        return self._pos
+
+    def mask(self, flt: Filter):
+        """Boolean row mask of ``flt`` (None: every row), cached per filter."""
+        if not flt.active:
+            return None
+        if flt not in self._masks:
+            np = self._np
+            keep = np.ones(len(self.rowids), dtype=bool)
+            if flt.langs:
+                keep &= np.isin(self.languages, list(flt.langs))
+            test = flt.path_test()
+            if test is not None:
+                by_path = np.fromiter((test(p) for p in self.paths), dtype=bool, count=len(self.paths))
+                keep &= by_path[self.path_of] if len(self.paths) else keep
+            self._masks[flt] = keep
+        return self._masks[flt]
+
+    # ------------------------------------------------------------------ rows
+    def _rows(self, rowids: Sequence[int], *, with_vectors: bool) -> dict[int, dict]:
+        if not rowids:
+            return {}
+        cols = ", ".join(["rowid"] + COLUMNS + (["vector"] if with_vectors else []))
+        out: dict[int, dict] = {}
+        ids = list(rowids)
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ", ".join("?" * len(part))
+            for r in self.db.execute(f"SELECT {cols} FROM q_chunks WHERE rowid IN ({marks})", part):
+                row = dict(zip(COLUMNS, r[1:9]))
+                if with_vectors:
+                    row["vector"] = self._np.frombuffer(r[9], dtype=self._np.float16).astype(self._np.float32)
+                out[r[0]] = row
+        return out
+
+    def _where_rows(self, cond: str, params: Sequence, flt: Filter, limit: int) -> list[dict]:
+        cols = ", ".join(COLUMNS + ["vector"])
+        test = flt.path_test()
+        langs = set(flt.langs)
+        out = []
+        for r in self.db.execute(f"SELECT {cols} FROM q_chunks WHERE {cond}", params):
+            row = dict(zip(COLUMNS, r[:8]))
+            if (langs and row["language"] not in langs) or (test is not None and not test(row["path"])):
+                continue
+            row["vector"] = self._np.frombuffer(r[8], dtype=self._np.float16).astype(self._np.float32)
+            out.append(row)
+            if len(out) >= limit:
+                break
+        return out
+
+    # ------------------------------------------------------------------ legs
+    def vector_leg(self, vector, flt: Filter, n: int, *, exclude: str | None = None) -> list[dict]:
+        np = self._np
+        if not len(self.rowids):
+            return []
+        q = np.asarray(vector, dtype=np.float32)
+        q = q / (float(np.linalg.norm(q)) or 1.0)
+        scores = self.matrix @ q
+        keep = self.mask(flt)
+        if keep is not None:
+            scores = np.where(keep, scores, -np.inf)
+        m = min(len(scores), n + (1 if exclude else 0))
+        top = np.argpartition(-scores, m - 1)[:m] if m < len(scores) else np.arange(len(scores))
+        top = top[np.argsort(-scores[top], kind="stable")]
+        top = [int(i) for i in top if scores[i] != -np.inf]
+        rows = self._rows([int(self.rowids[i]) for i in top], with_vectors=False)
+        out = []
+        for i in top:
+            row = rows.get(int(self.rowids[i]))
+            if row is None or row["id"] == exclude:
+                continue  # gone since the load (a commit in between) or the excluded chunk
+            row["_distance"] = 1.0 - float(scores[i])
+            out.append(row)
+        return out[:n]
+
+    def text_leg(self, tokens: Sequence[str], flt: Filter, n: int, *, with_vectors: bool) -> list[dict]:
+        from ..store.query_tables import fts_query
+
+        match = fts_query(tokens)
+        if match is None:
+            return []
+        keep = self.mask(flt)
+        sql = "SELECT rowid, bm25(q_text) FROM q_text WHERE q_text MATCH ? ORDER BY bm25(q_text)"
+        cur = self.db.execute(sql + ("" if keep is not None else " LIMIT ?"),
+                              (match,) if keep is not None else (match, n))
+        hits: list[tuple[int, float]] = []
+        if keep is None:
+            hits = [(int(r), -float(s)) for r, s in cur]
+        else:
+            where = self._positions()
+            for r, s in cur:
+                i = where.get(int(r))
+                if i is not None and keep[i]:
+                    hits.append((int(r), -float(s)))
+                    if len(hits) >= n:
+                        break
+        rows = self._rows([r for r, _ in hits], with_vectors=with_vectors)
+        out = []
+        for r, s in hits:
+            row = rows.get(r)
+            if row is not None:
+                row["_score"] = s
+                out.append(row)
+        return out
+
+    def symbol_rows(self, names: Sequence[str], flt: Filter, limit: int) -> list[dict]:
+        cond = " OR ".join("instr(lower(symbol), ?) > 0" for _ in names)
+        return self._where_rows(f"({cond})", [x.lower() for x in names], flt, limit)
+
+    def file_rows(self, names: Sequence[str], flt: Filter, limit: int) -> list[dict]:
+        cond = " OR ".join("instr(lower(path), ?) > 0 OR substr(lower(path), 1, ?) = ?" for _ in names)
+        params: list = []
+        for x in names:
+            stem = x.lower() + "."
+            params += ["/" + stem, len(stem), stem]
+        return self._where_rows(f"({cond})", params, flt, limit)
+
+    def rows_at(self, path: str, line: int) -> list[dict]:
+        out = []
+        for r in self.db.execute("SELECT id, start_line, end_line, vector FROM q_chunks WHERE path = ? AND "
+                                 "start_line <= ? AND end_line >= ?", (path, int(line), int(line))):
+            out.append({"id": r[0], "start_line": r[1], "end_line": r[2],
+                        "vector": self._np.frombuffer(r[3], dtype=self._np.float16).astype(self._np.float32)})
+        return out
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,176 @@
+"""The light query path: the manifest's query tables answer searches without LanceDB.
+
+Checked through the CLI and the Python API: a search in a new process imports neither
+LanceDB nor pyarrow; both backends return the same results; the tables follow every
+edit, deletion and interrupted run exactly (``verify`` compares them with the chunk
+table); an index written before the tables existed is searched through LanceDB until
+its next run copies them; a damaged copy is reported and never trusted.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support.harness import FAULTS, Codesift, sample_tree
+
+import codesift
+from codesift.search import backends
+from codesift.search.engine import open_searcher
+
+QUERIES = ["scaled value total", "function_3_4", "add two numbers", "Usage", "CONSTANT_7 value"]
+
+
+@pytest.fixture()
+def cs(tmp_path) -> Codesift:
+    c = Codesift(tmp_path)
+    sample_tree(c.root)
+    r = c.index()
+    assert r.code == 0, r.stderr
+    return c
+
+
+def query_rows(cs: Codesift) -> list[tuple]:
+    db = sqlite3.connect(cs.index_dir / "manifest.sqlite")
+    try:
+        return sorted(db.execute("SELECT id, path, start_line, end_line, content FROM q_chunks").fetchall())
+    finally:
+        db.close()
+
+
+def results(cs: Codesift, monkeypatch, backend: str | None, queries=QUERIES, **filters) -> dict:
+    if backend:
+        monkeypatch.setenv(backends.BACKEND_ENV, backend)
+    else:
+        monkeypatch.delenv(backends.BACKEND_ENV, raising=False)
+    searcher = open_searcher(cs.root, cs.index_dir)
+    out = {}
+    for mode in ("vector", "text", "hybrid"):
+        out[mode] = [[h.id for h in searcher.search(q, k=10, mode=mode, **filters)] for q in queries]
+    out["backend"] = searcher.backend().name
+    return out
+
+
+def test_a_search_in_a_new_process_imports_neither_lancedb_nor_pyarrow(cs):
+    code = ("import sys, codesift\n"
+            f"hits = codesift.open({str(cs.root)!r}, {str(cs.index_dir)!r}).search('scaled value', k=3)\n"
+            "print(len(hits), 'lancedb' in sys.modules, 'pyarrow' in sys.modules)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=cs.env())
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["3", "False", "False"]
+    r = cs.run(cs.argv("search", "scaled value", "--root", str(cs.root), "--index-dir", str(cs.index_dir),
+                       "--json", "-k", "3"))
+    assert r.code == 0 and len(json.loads(r.stdout)) == 3
+
+
+@pytest.fixture(scope="module")
+def code(tmp_path_factory) -> Codesift:
+    """An index of real code (this package's search and store modules): distinct texts, so
+    the two backends' orders can be compared without ties deciding them."""
+    c = Codesift(tmp_path_factory.mktemp("code"))
+    src = Path(codesift.__file__).parent
+    for part in ("search", "store"):
+        shutil.copytree(src / part, c.root / part, ignore=shutil.ignore_patterns("__pycache__"))
+    r = c.index()
+    assert r.code == 0, r.stderr
+    return c
+
+
+CODE_QUERIES = ["rank candidates by signals", "Searcher", "glob_to_regex", "how are path filters applied",
+                "FTS index rebuild", "definition tier of a symbol", "swap the current generation",
+                "journal of paths being written"]
+
+
+@pytest.mark.parametrize("filters", [{}, {"lang": "python"}, {"path": "search/**"}, {"path": "store/*.py"}])
+def test_both_backends_return_the_same_results(code, monkeypatch, filters):
+    tables = results(code, monkeypatch, None, CODE_QUERIES, **filters)
+    lance = results(code, monkeypatch, "lance", CODE_QUERIES, **filters)
+    assert tables.pop("backend") == "tables" and lance.pop("backend") == "lance"
+    # float16 vectors: the same neighbours, in the same order up to near-ties
+    for a, b in zip(tables["vector"], lance["vector"]):
+        assert a[:1] == b[:1] and len(set(a) & set(b)) >= len(b) - 1
+    # BM25's details differ (Porter against Snowball stemming, idf): close, not equal
+    overlap = [len(set(a) & set(b)) / len(b) if b else float(not a) for a, b in zip(tables["text"], lance["text"])]
+    assert sum(overlap) / len(overlap) >= 0.7, overlap
+    same_top = sum(a[:1] == b[:1] for a, b in zip(tables["hybrid"], lance["hybrid"]))
+    assert same_top >= len(CODE_QUERIES) - 1, (tables["hybrid"], lance["hybrid"])
+    if filters:
+        hits = open_searcher(code.root, code.index_dir).search("rank candidates", k=10, **filters)
+        assert hits and all(h.language == "python" and h.path.startswith(filters.get("path", "")[:5])
+                            for h in hits)
+
+
+def test_the_tables_follow_edits_deletions_and_new_files(cs, monkeypatch):
+    assert query_rows(cs) == cs.rows()
+    index = codesift.open(cs.root, cs.index_dir)
+    assert index.search("function_3_4", k=1)[0].path == "mod_03.py"
+    (cs.root / "mod_03.py").unlink()
+    (cs.root / "mod_05.py").write_text("def renamed_helper(value):\n    return value * 99\n")
+    (cs.root / "extra.py").write_text("def brand_new_function():\n    return 'fresh'\n")
+    r = cs.index()
+    assert r.code == 0, r.stderr
+    assert query_rows(cs) == cs.rows()
+    code, report = cs.verify()
+    assert code == 0 and report["consistent"], report
+    # the same Index object sees the new rows: a warm searcher reloads after a commit
+    assert index.search("brand_new_function", k=1)[0].path == "extra.py"
+    assert all(h.path != "mod_03.py" for h in index.search("function_3_4", k=10))
+
+
+@pytest.mark.parametrize("seed", [7, 8])
+def test_sigkill_while_vectors_stream_then_resume_matches_a_clean_run(cs, seed):
+    for p in cs.root.glob("mod_*.py"):
+        p.write_text(p.read_text() + "\n# edited\n")
+    r = cs.index(FAULTS + "kill_at_random", "--batch-size", "4", FAULT_SEED=str(seed), FAULT_WINDOW_S="2.0")
+    assert r.code in (0, -signal.SIGKILL)
+    # whatever instant the kill came at, the copy equals the rows the manifest vouches for
+    vouched = {rid for rid, path, *_ in query_rows(cs)}
+    assert vouched <= {row[0] for row in cs.rows()}
+    r = cs.index()
+    assert r.code == 0, r.stderr
+    assert query_rows(cs) == cs.rows() == cs.clean_rows()
+    code, report = cs.verify()
+    assert code == 0, report
+
+
+def test_an_index_without_query_tables_is_searched_through_lancedb_until_its_next_run(cs, monkeypatch):
+    db = sqlite3.connect(cs.index_dir / "manifest.sqlite")
+    db.execute("DELETE FROM meta WHERE key = 'query_tables'")
+    db.execute("DELETE FROM q_text")
+    db.execute("DELETE FROM q_chunks")
+    db.commit()
+    db.close()
+    before = results(cs, monkeypatch, None)
+    assert before.pop("backend") == "lance" and before["text"][1]
+    r = cs.index()  # nothing changed in the tree: the run only copies the table
+    assert r.code == 0, r.stderr
+    assert r.summary["files"]["indexed"] == 0
+    assert query_rows(cs) == cs.rows()
+    after = results(cs, monkeypatch, None)
+    assert after.pop("backend") == "tables"
+    assert [a[:1] for a in after["hybrid"]] == [b[:1] for b in before["hybrid"]]
+
+
+def test_a_damaged_copy_is_reported_by_verify_and_never_trusted(cs, monkeypatch, caplog):
+    db = sqlite3.connect(cs.index_dir / "manifest.sqlite")
+    db.execute("UPDATE q_chunks SET vector = x'0000' WHERE path = 'util.js'")
+    db.execute("DELETE FROM q_chunks WHERE path = 'mod_01.py'")
+    db.commit()
+    db.close()
+    code, report = cs.verify()
+    assert code != 0 and not report["consistent"]
+    assert {e["path"] for e in report["query_tables"]} == {"util.js", "mod_01.py"}
+    out = results(cs, monkeypatch, None)
+    assert out["backend"] == "lance"  # the wrong-size vectors made the copy unusable
+    assert "searching the chunk table instead" in caplog.text
+    r = cs.index(FAULTS + "clean", "--full")
+    assert r.code == 0, r.stderr
+    code, report = cs.verify()
+    assert code == 0, report
+    assert query_rows(cs) == cs.rows()
