@@ -124,25 +124,30 @@ class TablesBackend:
 
     def _load(self) -> None:
         np = self._np
-        rows = self.db.execute("SELECT rowid, path, language, vector FROM q_chunks ORDER BY rowid").fetchall()
+        rows = self.db.execute("SELECT rowid, vector FROM q_chunks ORDER BY rowid").fetchall()
         n = len(rows)
         self.rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
         width = 2 * self.dim
-        blobs = [r[3] for r in rows]
+        blobs = [r[1] for r in rows]
         if any(len(b) != width for b in blobs):
             raise QueryTablesError(f"query tables hold vectors of the wrong size (want {self.dim} float16)",
                                    stage="search")
-        mat = np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(n, self.dim).astype(np.float32)
-        norms = np.linalg.norm(mat, axis=1)
-        norms[norms == 0] = 1.0
-        mat /= norms[:, None]
-        self.matrix = mat
-        paths: dict[str, int] = {}
-        self.path_of = np.fromiter((paths.setdefault(r[1], len(paths)) for r in rows), dtype=np.int32, count=n)
-        self.paths = list(paths)
-        self.languages = np.asarray([r[2] or "" for r in rows], dtype=object)
+        # stored unit-length (query_tables.QueryRows), so the product is the cosine
+        self.matrix = np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(n, self.dim).astype(np.float32)
+        self._files: tuple | None = None  # (paths, path index per row, language per row), on first filter
         self._masks: dict[Filter, object] = {}
         self._pos: dict[int, int] | None = None
+
+    def _row_files(self) -> tuple:
+        if self._files is None:
+            np = self._np
+            got = {r[0]: (r[1], r[2] or "") for r in self.db.execute("SELECT rowid, path, language FROM q_chunks")}
+            paths: dict[str, int] = {}
+            pairs = [got.get(int(r), ("", "")) for r in self.rowids]
+            index = np.fromiter((paths.setdefault(p, len(paths)) for p, _ in pairs), dtype=np.int32,
+                                count=len(pairs))
+            self._files = (list(paths), index, np.asarray([lang for _, lang in pairs], dtype=object))
+        return self._files
 
     def count(self) -> int:
         return len(self.rowids)
@@ -158,13 +163,13 @@ class TablesBackend:
             return None
         if flt not in self._masks:
             np = self._np
+            paths, path_of, languages = self._row_files()
             keep = np.ones(len(self.rowids), dtype=bool)
             if flt.langs:
-                keep &= np.isin(self.languages, list(flt.langs))
+                keep &= np.isin(languages, list(flt.langs))
             test = flt.path_test()
-            if test is not None:
-                by_path = np.fromiter((test(p) for p in self.paths), dtype=bool, count=len(self.paths))
-                keep &= by_path[self.path_of] if len(self.paths) else keep
+            if test is not None and paths:
+                keep &= np.fromiter((test(p) for p in paths), dtype=bool, count=len(paths))[path_of]
             self._masks[flt] = keep
         return self._masks[flt]
 
@@ -207,7 +212,7 @@ class TablesBackend:
             return []
         q = np.asarray(vector, dtype=np.float32)
         q = q / (float(np.linalg.norm(q)) or 1.0)
-        scores = self.matrix @ q
+        scores = self.matrix @ q  # rows are unit-length: cosines
         keep = self.mask(flt)
         if keep is not None:
             scores = np.where(keep, scores, -np.inf)

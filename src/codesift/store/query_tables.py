@@ -7,7 +7,7 @@ identifier-split text, chunks defining a name) with the standard library's SQLit
 numpy alone:
 
 * ``q_chunks``: one row per chunk: the public columns but ``file_hash``, and the vector
-  as float16 bytes (half the size; the cosine moves by about 1e-3);
+  scaled to unit length, as float16 bytes (half the size; the cosine moves by about 1e-3);
 * ``q_text``: an FTS5 index over ``search_text`` (Porter stemmer, accents folded), its
   rowid equal to the chunk's ``q_chunks`` rowid.
 
@@ -72,12 +72,6 @@ def fts_query(tokens: Iterable[str]) -> str | None:
     return " OR ".join(f'"{t}"' for t in seen) if seen else None
 
 
-def vector_bytes(vector) -> bytes:
-    import numpy as np
-
-    return np.asarray(vector, dtype=np.float16).tobytes()
-
-
 def clear_statements(paths: Sequence[str]) -> list[tuple[str, list]]:
     """Statements removing every row of ``paths`` (for the manifest's own transaction)."""
     if not paths:
@@ -123,7 +117,10 @@ class QueryRows:
         cols = {c: table.column(c).to_pylist() for c in ROW_COLUMNS}
         vec = table.column("vector").combine_chunks()
         dim = vec.type.list_size
-        mat = np.asarray(vec.flatten().to_numpy(zero_copy_only=False), dtype=np.float16).reshape(n, dim)
+        mat = np.asarray(vec.flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(n, dim)
+        norms = np.linalg.norm(mat, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        mat = (mat / norms).astype(np.float16)  # unit-length: a search's product is the cosine
         text = (table.column(SEARCH_TEXT).to_pylist() if SEARCH_TEXT in table.column_names
                 else cols["content"])
         chunks = [(cols["id"][i], cols["path"][i], cols["language"][i], cols["symbol"][i], cols["kind"][i],
