@@ -25,6 +25,7 @@ from codesift.models import Chunk
 from codesift.pipeline.stages import file_hash
 from codesift.store.layout import IndexLayout
 from codesift.store.manifest import STATUS_ERROR, STATUS_INDEXED, STATUS_SKIPPED, FileRecord, Manifest
+from codesift.store.query_tables import QueryRows
 from codesift.store.schema import build_rows
 from codesift.text import line_slice, split_lines
 
@@ -83,10 +84,12 @@ class Index:
         if vectors is None:
             vectors = np.ones((len(chunks), DIM), dtype=np.float32)
         self.manifest.begin_write([rel])
-        self.store.replace([rel], build_rows([(chunks, digest, vectors)], DIM))
+        rows = build_rows([(chunks, digest, vectors)], DIM)
+        self.store.replace([rel], rows)
         st = p.stat()
         self.manifest.commit_files([FileRecord(rel, st.st_size, st.st_mtime_ns, digest, len(chunks),
-                                               STATUS_INDEXED, None, "python", time.time())])
+                                               STATUS_INDEXED, None, "python", time.time())],
+                                   replaced=[rel], rows=QueryRows.from_arrow(rows))
 
     def add_rows(self, rel: str, chunks: list[Chunk], digest: str) -> None:
         """Rows the manifest knows nothing about."""

@@ -16,8 +16,8 @@ The report lists every inconsistency found, by kind (each list capped at
 ``coverage_gaps``    non-blank lines of those same files that no row covers
 ``pending``          journal entries left by an interrupted (or running) write
 ``query_tables``     files whose rows in the manifest's query tables (the light search
-                     path's copy) differ from the chunk table's: other ids, other
-                     content, vectors of the wrong size
+                     path's copy) differ from the chunk table's vouched rows: other ids,
+                     other content, vectors of the wrong size
 
 ``consistent`` is true when every list is empty.
 
@@ -302,7 +302,12 @@ def verify_index(root: Path, index_dir: Path) -> dict:
     if store is not None:
         _check_vectors(store, expected_dim, flux, lists)
     if query_rows is not None:
-        _check_query_tables(query_rows, ids, paths, contents, expected_dim, flux, lists)
+        vouched = [i for i, p in enumerate(paths)
+                   if (rec := files1.get(p)) is not None and rec.status == STATUS_INDEXED
+                   and hashes[i] == rec.file_hash]
+        _check_query_tables(query_rows, [ids[i] for i in vouched], [paths[i] for i in vouched],
+                            [contents[i] for i in vouched], store.dim() if store is not None else expected_dim,
+                            flux, lists)
 
     counts = {
         "tree_files": len(tree),
@@ -330,8 +335,8 @@ def verify_index(root: Path, index_dir: Path) -> dict:
 
 
 def _check_query_tables(query_rows, ids, paths, contents, dim, flux, lists: _Lists) -> None:
-    """The query tables must hold exactly the chunk table's rows (ids, content), with
-    vectors of the index's dimension (float16)."""
+    """The query tables must hold exactly the chunk table's vouched rows (ids, content;
+    orphans are reported as such), with vectors of the table's dimension (float16)."""
     table: dict[str, dict[str, str]] = defaultdict(dict)
     for i, p in enumerate(paths):
         table[p][ids[i]] = contents[i]

@@ -120,7 +120,8 @@ class QueryRows:
         mat = np.asarray(vec.flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(n, dim)
         norms = np.linalg.norm(mat, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
-        mat = (mat / norms).astype(np.float16)  # unit-length: a search's product is the cosine
+        with np.errstate(invalid="ignore", over="ignore"):  # non-finite rows: verify reports them
+            mat = (mat / norms).astype(np.float16)  # unit-length: a search's product is the cosine
         text = (table.column(SEARCH_TEXT).to_pylist() if SEARCH_TEXT in table.column_names
                 else cols["content"])
         chunks = [(cols["id"][i], cols["path"][i], cols["language"][i], cols["symbol"][i], cols["kind"][i],
