@@ -90,6 +90,20 @@ class QueryTablesError(StoreError):
     """The query tables cannot be read as they should be (the search falls back to LanceDB)."""
 
 
+def _sqlite_errors(fn):
+    """A SQLite failure while reading the query tables is a StoreError with one clear line."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return fn(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise QueryTablesError(f"reading the query tables in {self.path} failed: {exc} "
+                                   "(codesift verify checks the index)", stage="search", cause=exc) from exc
+    return wrapper
+
+
 class TablesBackend:
     """The manifest's query tables (:mod:`codesift.store.query_tables`), read-only."""
 
@@ -206,6 +220,7 @@ class TablesBackend:
         return out
 
     # ------------------------------------------------------------------ legs
+    @_sqlite_errors
     def vector_leg(self, vector, flt: Filter, n: int, *, exclude: str | None = None) -> list[dict]:
         np = self._np
         if not len(self.rowids):
@@ -230,6 +245,7 @@ class TablesBackend:
             out.append(row)
         return out[:n]
 
+    @_sqlite_errors
     def text_leg(self, tokens: Sequence[str], flt: Filter, n: int, *, with_vectors: bool) -> list[dict]:
         from ..store.query_tables import fts_query
 
@@ -260,10 +276,12 @@ class TablesBackend:
                 out.append(row)
         return out
 
+    @_sqlite_errors
     def symbol_rows(self, names: Sequence[str], flt: Filter, limit: int) -> list[dict]:
         cond = " OR ".join("instr(lower(symbol), ?) > 0" for _ in names)
         return self._where_rows(f"({cond})", [x.lower() for x in names], flt, limit)
 
+    @_sqlite_errors
     def file_rows(self, names: Sequence[str], flt: Filter, limit: int) -> list[dict]:
         cond = " OR ".join("instr(lower(path), ?) > 0 OR substr(lower(path), 1, ?) = ?" for _ in names)
         params: list = []
@@ -272,6 +290,7 @@ class TablesBackend:
             params += ["/" + stem, len(stem), stem]
         return self._where_rows(f"({cond})", params, flt, limit)
 
+    @_sqlite_errors
     def rows_at(self, path: str, line: int) -> list[dict]:
         out = []
         for r in self.db.execute("SELECT id, start_line, end_line, vector FROM q_chunks WHERE path = ? AND "
