@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.harness import FAULTS, Codesift, sample_tree
+from support.harness import FAULTS, Codesift, sample_tree, wait_for
 
 import codesift
 from codesift.search import backends
@@ -36,10 +36,20 @@ def cs(tmp_path) -> Codesift:
     return c
 
 
-def query_rows(cs: Codesift) -> list[tuple]:
+def query_rows(cs: Codesift, *, pending: bool | None = False) -> list[tuple]:
+    """Rows of the query tables: vouched (default), the fast tier's (pending=True) or all."""
+    where = "" if pending is None else f" WHERE pending = {int(pending)}"
     db = sqlite3.connect(cs.index_dir / "manifest.sqlite")
     try:
-        return sorted(db.execute("SELECT id, path, start_line, end_line, content FROM q_chunks").fetchall())
+        return sorted(db.execute("SELECT id, path, start_line, end_line, content FROM q_chunks" + where).fetchall())
+    finally:
+        db.close()
+
+
+def recorded(cs: Codesift, path: str) -> bool:
+    db = sqlite3.connect(cs.index_dir / "manifest.sqlite")
+    try:
+        return db.execute("SELECT 1 FROM files WHERE path = ?", (path,)).fetchone() is not None
     finally:
         db.close()
 
@@ -129,12 +139,13 @@ def test_sigkill_while_vectors_stream_then_resume_matches_a_clean_run(cs, seed):
         p.write_text(p.read_text() + "\n# edited\n")
     r = cs.index(FAULTS + "kill_at_random", "--batch-size", "4", FAULT_SEED=str(seed), FAULT_WINDOW_S="2.0")
     assert r.code in (0, -signal.SIGKILL)
-    # whatever instant the kill came at, the copy equals the rows the manifest vouches for
+    # whatever instant the kill came at, the copy holds no row the chunk table lacks (the
+    # fast tier's rows aside: a killed run leaves them until the next run starts)
     vouched = {rid for rid, path, *_ in query_rows(cs)}
     assert vouched <= {row[0] for row in cs.rows()}
     r = cs.index()
     assert r.code == 0, r.stderr
-    assert query_rows(cs) == cs.rows() == cs.clean_rows()
+    assert query_rows(cs, pending=None) == cs.rows() == cs.clean_rows()
     code, report = cs.verify()
     assert code == 0, report
 
@@ -174,3 +185,67 @@ def test_a_damaged_copy_is_reported_by_verify_and_never_trusted(cs, monkeypatch,
     code, report = cs.verify()
     assert code == 0, report
     assert query_rows(cs) == cs.rows()
+
+
+# --- the fast tier: new files are searchable before their vectors ---------------------------
+
+def _new_files(cs: Codesift, n: int = 8) -> list[str]:
+    for i in range(n):
+        (cs.root / f"feature_{i}.py").write_text(
+            f'def brand_new_feature_{i}(order):\n    """Apply discount {i} to an order."""\n'
+            f"    return order.total * {i}\n")
+    return [f"feature_{i}.py" for i in range(n)]
+
+
+def test_new_files_are_found_by_text_and_name_before_their_vectors(cs):
+    paths = _new_files(cs)
+    # a slow embedder: each call takes 0.4 s, two chunks per call
+    proc = cs.popen(FAULTS + "slow", "--batch-size", "2", FAULT_DELAY_S="0.4")
+    try:
+        last = paths[-1]
+
+        def served_early():
+            if recorded(cs, last):
+                return None  # vouched already: too late to tell; the wait fails at its deadline
+            searcher = open_searcher(cs.root, cs.index_dir)
+            hits = searcher.search("brand_new_feature_7", k=3)
+            return (hits, searcher.coverage()) if hits and hits[0].path == last else None
+
+        hits, coverage = wait_for(served_early, 60, "the fast tier serving a file not yet vouched for")
+        assert hits[0].symbol == "brand_new_feature_7" and not recorded(cs, last)
+        assert coverage["vectors"] < coverage["chunks"]
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    summary = json.loads(out)
+    assert summary["lexical"]["files"] == len(paths) and summary["lexical"]["chunks"] >= len(paths)
+    assert summary["lexical"]["first_s"] <= summary["lexical"]["done_s"] < summary["duration_s"]
+    assert query_rows(cs, pending=True) == []  # every one replaced by its vouched rows
+    assert query_rows(cs) == cs.rows() == cs.clean_rows()
+    code, report = cs.verify()
+    assert code == 0, report
+
+
+def test_an_interrupted_run_leaves_no_fast_tier_rows_and_the_next_run_completes(cs):
+    _new_files(cs)
+    proc = cs.popen(FAULTS + "slow", "--batch-size", "1", FAULT_DELAY_S="0.5")
+    try:
+        wait_for(lambda: query_rows(cs, pending=True), 60, "the fast tier's first rows")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    assert query_rows(cs, pending=True) == []
+    assert query_rows(cs) == cs.rows()
+    r = cs.index()
+    assert r.code == 0, r.stderr
+    assert query_rows(cs, pending=None) == cs.rows() == cs.clean_rows()
+
+
+def test_a_run_without_new_files_does_not_start_the_fast_tier(cs):
+    (cs.root / "mod_02.py").write_text("def changed_function(value):\n    return value\n")
+    r = cs.index()
+    assert r.code == 0, r.stderr
+    assert r.summary["lexical"] == {"files": 0, "chunks": 0, "first_s": None, "done_s": None}

@@ -131,6 +131,9 @@ class IndexConfig:
     ray_address: str | None = None  # None: start a local Ray
     workers: int = 0  # Ray embed actors (0: one per 2 CPUs of the cluster, at least 1)
     gpus_per_worker: float = 0.0
+    # The fast tier: files the index has never seen are chunked ahead of the embedder and
+    # searchable (text leg, definitions) before their vectors exist (store/query_tables.py).
+    lexical_first: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.deadlines, Deadlines):

@@ -61,6 +61,7 @@ log = logging.getLogger("codesift.pipeline")
 EMBED_Q_SIZE = 32
 DISCOVER_BATCH = 512
 MONITOR_INTERVAL_S = 1.0
+LEXICAL_FLUSH_S = 0.5  # the fast tier commits at least this often while it has rows
 CLOSE_GRACE_S = 2.0  # at the end of a run, how long its threads may take to finish
 
 
@@ -94,6 +95,9 @@ class RunResult:
             "chunks": {"written": s.chunks_written, "deleted": s.chunks_deleted, "total": s.chunks_total,
                        "embedded": s.chunks_embedded, "from_cache": s.chunks_cached},
             "retries": s.retries,
+            "lexical": {"files": s.lexical_files, "chunks": s.lexical_chunks,
+                        "first_s": None if s.lexical_first_s is None else round(s.lexical_first_s, 3),
+                        "done_s": None if s.lexical_done_s is None else round(s.lexical_done_s, 3)},
             "stages": {name: {"busy_s": round(st.busy_s, 3), "wait_s": round(st.wait_s, 3)}
                        for name, st in s.stages.items()},
             "peak_rss_bytes": s.peak_rss,
@@ -155,6 +159,10 @@ class IndexRun:
         self._cache = None
         self._cache_disabled = False
         self._tg: asyncio.TaskGroup | None = None
+        self._stage_tg: asyncio.TaskGroup | None = None
+        self._lexical_started = False
+        self._stages_done = asyncio.Event()
+        self._t0 = time.monotonic()
         self._prefetching = False
         self._store_lock = asyncio.Lock()
 
@@ -336,6 +344,18 @@ class IndexRun:
                                what="copying the chunk table into the query tables")
         log.info("query tables built from the chunk table: %d row(s)", copied)
 
+    async def _clear_lexical(self, *, at_end: bool = False) -> None:
+        """The fast tier's rows live only while a run makes their vectors: cleared at the
+        start (a killed run's) and at the end (files this run never reached)."""
+        try:
+            await self._w(self._manifest.clear_lexical, what="clearing the fast tier's rows")
+        except StoreError as exc:
+            if not at_end:
+                raise
+            # The run's outcome stands; the rows are real text of the tree, and the next
+            # run's start clears them.
+            log.warning("the fast tier's rows were not cleared (%s); the next run clears them", exc.one_line())
+
     async def _check_orphans(self, store) -> None:
         """A cheap count check; on mismatch, a scan removes rows nobody vouches for."""
         expected = sum(r.chunk_count for r in self._files.values() if r.status == STATUS_INDEXED)
@@ -397,6 +417,8 @@ class IndexRun:
                         self.stats.notes.append({"path": prev.path, "note": prev.reason})
                     continue
                 self.stats.files_to_index += 1
+                if prev is None:
+                    self._start_lexical()
                 self._prefetch_store()
                 await self._put(read_q, item, "discover", "read")
         if complete and not self.stopping:
@@ -407,6 +429,89 @@ class IndexRun:
         st.pending = 0
         await self._put(read_q, _END, "discover", "read")
         st.done()
+
+    def _start_lexical(self) -> None:
+        """Start the fast tier (once) when discovery meets a file the index has never seen."""
+        if self._lexical_started or not self.cfg.lexical_first or self._stage_tg is None:
+            return
+        self._lexical_started = True
+        self._stage_tg.create_task(self._lexical(), name="lexical")
+
+    async def _lexical(self) -> None:
+        """The fast tier: walk the tree again, ahead of the embedder, and add the chunks of
+        every file the manifest has never seen to the query tables at once, without vectors
+        (``Manifest.add_lexical``), so the text leg and the definitions find them seconds
+        into the run. Chunking follows the embedder's budget, so the rows are the ones the
+        pipeline will vouch for. A file this pass cannot read or chunk is simply left to the
+        pipeline, which records why; the pass's own waits (walk, read, chunk, write) each
+        have their deadline, and it stops with the run."""
+        from ..discovery import discover
+        from ..store.query_tables import QueryRows
+
+        embedder = await self._get_embedder()
+        budget = stages.chunk_budget(embedder)
+        hard = stages.hard_token_limit(embedder)
+        gen = discover(self.cfg.root, index_dir=self.cfg.index_dir, max_file_size=self.cfg.max_file_size,
+                       should_stop=lambda: self.stopping)
+        pending: list[QueryRows] = []
+        size = 0
+        last = time.monotonic()
+
+        async def flush() -> None:
+            nonlocal pending, size, last
+            if not pending:
+                return
+            rows = QueryRows([c for r in pending for c in r.chunks], [t for r in pending for t in r.texts])
+            pending, size, last = [], 0, time.monotonic()
+            added = await self._w(self._manifest.add_lexical, rows, what="adding the fast tier's rows")
+            if added:
+                self.stats.lexical_chunks += added
+                if self.stats.lexical_first_s is None:
+                    self.stats.lexical_first_s = time.monotonic() - self._t0
+
+        while not self.stopping and not self._stages_done.is_set():
+            batch = await run_in_thread(_take, gen, DISCOVER_BATCH, timeout_s=self.cfg.deadlines.queue,
+                                        stage="lexical", what="walking the tree for the fast tier")
+            if not batch:
+                break
+            for item in batch:
+                if self.stopping or self._stages_done.is_set():
+                    break  # the pipeline vouched for everything first: nothing left to speed up
+                if isinstance(item, SkippedFile) or item.path in self._files:
+                    continue
+                work = await self._lexical_chunks(item, budget, hard)
+                if work is None:
+                    continue
+                pending.append(QueryRows.lexical(work[0], work[1]))
+                self.stats.lexical_files += 1
+                size += len(work[0])
+                # small first commit: the first search should not wait for a big batch
+                if size >= self.cfg.write_batch_chunks or time.monotonic() - last >= LEXICAL_FLUSH_S \
+                        or self.stats.lexical_first_s is None:
+                    await flush()
+        if not self.stopping and not self._stages_done.is_set():
+            await flush()
+            self.stats.lexical_done_s = time.monotonic() - self._t0
+
+    async def _lexical_chunks(self, entry: FileEntry, budget: int, hard: bool):
+        """``(chunks, file hash)`` of a new file for the fast tier, or None when this pass
+        cannot make them: the pipeline reads and chunks the file again and records the
+        reason (timeouts included), so nothing is lost by leaving it out here."""
+        outcome = await run_in_thread(_read, entry, None, self.cfg.max_file_size, timeout_s=self.cfg.deadlines.read,
+                                      stage="lexical", what="reading a file for the fast tier", path=entry.path)
+        if outcome.kind != "text":
+            return None
+        try:
+            result = await run_in_thread(
+                _chunk_call, entry.path, outcome.text, self._count_tokens, budget, self.cfg.deadlines.parse, hard,
+                timeout_s=self.cfg.deadlines.parse * 2 + 30, stage="lexical", what="chunking for the fast tier",
+                path=entry.path)
+        except StageTimeoutError:
+            return None  # the pipeline's own chunking of this file meets the same deadline and records it
+        except Exception as exc:  # noqa: BLE001 - a chunker bug: recorded by the pipeline's chunk stage
+            log.debug("fast tier: %s left to the pipeline (%s: %s)", entry.path, type(exc).__name__, exc)
+            return None
+        return (result.chunks, outcome.file_hash) if result.chunks else None
 
     async def _record_skip(self, item: SkippedFile, prev: FileRecord | None, write_q: asyncio.Queue) -> None:
         self.stats.skipped.append({"path": item.path, "reason": item.reason})
@@ -847,6 +952,7 @@ class IndexRun:
         write_q: asyncio.Queue = asyncio.Queue(WRITE_Q_SIZE)
         self._write_q = write_q
         done = asyncio.Event()
+        self._stages_done = done
         queues, middle = self.middle.stages(self._middle_context(), read_q, write_q, done)
         self._queues = {"read": read_q, **queues, "write": write_q}
 
@@ -857,6 +963,7 @@ class IndexRun:
                 done.set()
 
         async with asyncio.TaskGroup() as tg:
+            self._stage_tg = tg
             if self.middle.prefetch_store:
                 self._tg = tg
             tg.create_task(self._monitor(done), name="monitor")
@@ -865,6 +972,7 @@ class IndexRun:
                 tg.create_task(coro, name=name)
             tg.create_task(writer(), name="write")
         self._tg = None
+        self._stage_tg = None
 
     async def _salvage(self) -> None:
         """After a failure: commit what was complete (in-flight write, buffer, write queue)."""
@@ -936,6 +1044,7 @@ class IndexRun:
                     # no-change run never opens LanceDB.
                     await self._check_orphans(await self._get_store())
                 await self._complete_query_tables()
+                await self._clear_lexical()
                 self._pipeline_task = asyncio.ensure_future(self._stages())
                 try:
                     await self._pipeline_task
@@ -958,6 +1067,7 @@ class IndexRun:
                     status = "failed"
                 await self._salvage()
             if self.writer.abandoned is None:
+                await self._clear_lexical(at_end=True)
                 counts = await self._w(self._manifest.counts, what="counting chunks")
                 self.stats.chunks_total = counts["chunks"]
             if error is None:

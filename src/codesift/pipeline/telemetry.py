@@ -81,6 +81,12 @@ class RunStats:
     chunks_cached: int = 0
     chunks_total: int = 0
     retries: int = 0
+    # the fast tier: files and chunks made searchable ahead of their vectors, and when its
+    # first rows and its last were committed (seconds since the run started)
+    lexical_files: int = 0
+    lexical_chunks: int = 0
+    lexical_first_s: float | None = None
+    lexical_done_s: float | None = None
     peak_rss: int = 0
     stages: dict[str, StageState] = field(default_factory=dict)
 

@@ -138,7 +138,9 @@ class TablesBackend:
 
     def _load(self) -> None:
         np = self._np
-        rows = self.db.execute("SELECT rowid, vector FROM q_chunks ORDER BY rowid").fetchall()
+        # the fast tier's rows (no vector yet) are found by the text leg and the definitions only
+        rows = self.db.execute("SELECT rowid, vector FROM q_chunks WHERE vector IS NOT NULL ORDER BY rowid").fetchall()
+        self.total = int(self.db.execute("SELECT count(*) FROM q_chunks").fetchone()[0])
         n = len(rows)
         self.rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
         width = 2 * self.dim
@@ -164,6 +166,11 @@ class TablesBackend:
         return self._files
 
     def count(self) -> int:
+        return self.total
+
+    @property
+    def vectors(self) -> int:
+        """Rows with a vector (the rest are the fast tier's, still being embedded)."""
         return len(self.rowids)
 
     def _positions(self) -> dict[int, int]:
@@ -200,7 +207,7 @@ class TablesBackend:
             for r in self.db.execute(f"SELECT {cols} FROM q_chunks WHERE rowid IN ({marks})", part):
                 row = dict(zip(COLUMNS, r[1:9]))
                 if with_vectors:
-                    row["vector"] = self._np.frombuffer(r[9], dtype=self._np.float16).astype(self._np.float32)
+                    row["vector"] = self._vector(r[9])
                 out[r[0]] = row
         return out
 
@@ -213,7 +220,7 @@ class TablesBackend:
             row = dict(zip(COLUMNS, r[:8]))
             if (langs and row["language"] not in langs) or (test is not None and not test(row["path"])):
                 continue
-            row["vector"] = self._np.frombuffer(r[8], dtype=self._np.float16).astype(self._np.float32)
+            row["vector"] = self._vector(r[8])
             out.append(row)
             if len(out) >= limit:
                 break
@@ -294,10 +301,16 @@ class TablesBackend:
     def rows_at(self, path: str, line: int) -> list[dict]:
         out = []
         for r in self.db.execute("SELECT id, start_line, end_line, vector FROM q_chunks WHERE path = ? AND "
-                                 "start_line <= ? AND end_line >= ?", (path, int(line), int(line))):
-            out.append({"id": r[0], "start_line": r[1], "end_line": r[2],
-                        "vector": self._np.frombuffer(r[3], dtype=self._np.float16).astype(self._np.float32)})
+                                 "start_line <= ? AND end_line >= ? AND vector IS NOT NULL",
+                                 (path, int(line), int(line))):
+            out.append({"id": r[0], "start_line": r[1], "end_line": r[2], "vector": self._vector(r[3])})
         return out
+
+    def _vector(self, blob):
+        """A stored vector as float32, or None for a fast-tier row (not embedded yet)."""
+        if blob is None:
+            return None
+        return self._np.frombuffer(blob, dtype=self._np.float16).astype(self._np.float32)
 
     def close(self) -> None:
         self.db.close()

@@ -94,7 +94,19 @@ def run_search(args, root: Path, index_dir: Path) -> int:
         return 0
     hits = searcher.search(args.query, k=args.k, mode=args.mode, **_filters(args))
     _print_hits(hits, args.json)
+    _note_coverage(searcher)
     return 0
+
+
+def _note_coverage(searcher) -> None:
+    """On a terminal, one line while an index run's vectors are still coming in."""
+    if not sys.stderr.isatty():
+        return
+    cov = searcher.coverage()
+    if cov["vectors"] < cov["chunks"]:
+        sys.stderr.write(f"note: {cov['chunks'] - cov['vectors']} of {cov['chunks']} chunks are not embedded yet "
+                         "(an index run is in progress): they are found by text and name; results improve as "
+                         "vectors arrive\n")
 
 
 def parse_location(location: str) -> tuple[str, int]:

@@ -102,6 +102,13 @@ class Searcher:
             self._backend = backends.LanceBackend(self.table(), self.text_column() if self.table() else "content")
         return self._backend
 
+    def coverage(self) -> dict:
+        """What a search sees now: ``chunks`` searchable, ``vectors`` among them (fewer while
+        an index run's fast tier is ahead of its embedder), and the backend read."""
+        backend = self.backend()
+        chunks = backend.count()
+        return {"chunks": chunks, "vectors": getattr(backend, "vectors", chunks), "backend": backend.name}
+
     def embedder(self):
         """The embedder the index was built with: queries must be embedded by the same model."""
         if self._embedder is None:
@@ -233,10 +240,11 @@ class Searcher:
             rows[r["id"]] = r
             cos[r["id"]] = _cos(r)
         missing = []
+        lexical = []  # the fast tier's rows: no vector yet
         for r in list(trows) + list(drows):
             if r["id"] not in rows:
                 rows[r["id"]] = r
-                missing.append(r)
+                (missing if r.get("vector") is not None else lexical).append(r)
         if missing:
             import numpy as np
 
@@ -247,6 +255,13 @@ class Searcher:
             norms[norms == 0] = 1.0
             for r, s in zip(missing, (mat @ qv) / (norms * qn)):
                 cos[r["id"]] = float(s)
+        if lexical:
+            # a chunk not embedded yet gets the candidates' median cosine: neutral, so its
+            # text evidence and the signals decide (better once its vector arrives)
+            known = sorted(cos.values())
+            neutral = known[len(known) // 2] if known else 0.0
+            for r in lexical:
+                cos[r["id"]] = neutral
         best = max((float(r["_score"]) for r in trows), default=0.0) or 1.0
         bm = {r["id"]: float(r["_score"]) / best for r in trows}
         cands = [Candidate(rows[i], cos[i], bm.get(i, 0.0)) for i in rows]

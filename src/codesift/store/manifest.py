@@ -81,9 +81,9 @@ class Manifest:
                                            isolation_level=None)
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
-                self._db.executescript(_SCHEMA + query_tables.DDL)
+                self._db.executescript(_SCHEMA)
                 self._set_default("schema_version", str(SCHEMA_VERSION))
-                self._db.execute(query_tables.mark_complete_if_empty())
+                query_tables.ensure(self._db)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open manifest {path}: {exc}", stage="store", cause=exc) from exc
 
@@ -169,6 +169,9 @@ class Manifest:
         ``replaced``: the paths whose rows the chunk table just replaced (deleted, then
         ``rows`` added); the query tables follow in the same transaction."""
         statements: list[tuple[str, Iterable]] = []
+        # the fast tier's lexical rows of these files give way to what is vouched for now
+        statements.extend(query_tables.clear_statements(sorted({r.path for r in records} - set(replaced)),
+                                                        pending_only=True))
         statements.extend(query_tables.clear_statements(sorted(set(replaced) | set(removed))))
         statements.extend(query_tables.insert_statements(rows))
         if records:
@@ -210,13 +213,28 @@ class Manifest:
         except sqlite3.Error as exc:
             raise StoreError(f"manifest write failed: {exc}", stage="write", cause=exc) from exc
 
+    def add_lexical(self, rows: "query_tables.QueryRows") -> int:
+        """The fast tier: rows of files not recorded yet, searchable before their vectors."""
+        try:
+            return query_tables.add_lexical(self._db, rows)
+        except sqlite3.Error as exc:
+            raise StoreError(f"manifest write failed: {exc}", stage="write", cause=exc) from exc
+
+    def clear_lexical(self) -> int:
+        """Drop the fast tier's rows that no commit replaced (at a run's start and end)."""
+        try:
+            return query_tables.clear_pending(self._db)
+        except sqlite3.Error as exc:
+            raise StoreError(f"manifest write failed: {exc}", stage="write", cause=exc) from exc
+
     def query_rows(self) -> list[tuple[str, str, str, int]] | None:
         """``(id, path, content, vector bytes)`` of every query-table row, or None when the
         tables are not complete (see :mod:`.query_tables`)."""
         if not query_tables.complete(self.meta()):
             return None
         try:
-            return self._db.execute("SELECT id, path, content, length(vector) FROM q_chunks").fetchall()
+            return self._db.execute("SELECT id, path, content, length(vector) FROM q_chunks "
+                                    "WHERE pending = 0").fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the query tables: {exc}", stage="store", cause=exc) from exc
 

@@ -21,6 +21,14 @@ when they are not complete (an index written before they existed, until its next
 
 The meta key ``query_tables`` says they are complete: it is set when the manifest is
 created empty (an empty copy of nothing is complete) and by :func:`populate`.
+
+**The fast (lexical) tier.** While a run embeds, its driver also chunks the files the
+manifest has never seen and adds their rows here at once, with no vector and
+``pending = 1`` (:func:`add_lexical`): the text leg and the definitions find them seconds
+after ``codesift index`` starts, long before their vectors exist. They are not vouched
+for: the commit that vouches for a file replaces them with its real rows, an insert is
+skipped for a file the manifest already records, and every run clears what is left at
+its start and its end (:func:`clear_pending`). ``verify`` leaves them out.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 
-VERSION = "1"
+VERSION = "2"  # 2: lexical rows (the fast tier): vector NULL, pending = 1
 META_KEY = "query_tables"
 
 DDL = """
@@ -42,9 +50,11 @@ CREATE TABLE IF NOT EXISTS q_chunks (
     start_line INTEGER,
     end_line INTEGER,
     content TEXT,
-    vector BLOB NOT NULL
+    vector BLOB,
+    pending INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS q_chunks_path ON q_chunks(path);
+CREATE INDEX IF NOT EXISTS q_chunks_pending ON q_chunks(pending) WHERE pending = 1;
 CREATE VIRTUAL TABLE IF NOT EXISTS q_text USING fts5(search_text, tokenize = 'porter unicode61 remove_diacritics 2');
 """
 
@@ -72,13 +82,56 @@ def fts_query(tokens: Iterable[str]) -> str | None:
     return " OR ".join(f'"{t}"' for t in seen) if seen else None
 
 
-def clear_statements(paths: Sequence[str]) -> list[tuple[str, list]]:
-    """Statements removing every row of ``paths`` (for the manifest's own transaction)."""
+def clear_statements(paths: Sequence[str], *, pending_only: bool = False) -> list[tuple[str, list]]:
+    """Statements removing every row of ``paths`` (for the manifest's own transaction), or
+    only their lexical (``pending``) rows."""
     if not paths:
         return []
     params = [(p,) for p in paths]
-    return [("DELETE FROM q_text WHERE rowid IN (SELECT rowid FROM q_chunks WHERE path = ?)", params),
-            ("DELETE FROM q_chunks WHERE path = ?", params)]
+    only = " AND pending = 1" if pending_only else ""
+    return [(f"DELETE FROM q_text WHERE rowid IN (SELECT rowid FROM q_chunks WHERE path = ?{only})", params),
+            (f"DELETE FROM q_chunks WHERE path = ?{only}", params)]
+
+
+def clear_pending(db: sqlite3.Connection) -> int:
+    """Drop every lexical row (one transaction); how many there were."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("DELETE FROM q_text WHERE rowid IN (SELECT rowid FROM q_chunks WHERE pending = 1)")
+        n = db.execute("DELETE FROM q_chunks WHERE pending = 1").rowcount
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return n
+
+
+def add_lexical(db: sqlite3.Connection, rows: "QueryRows") -> int:
+    """Add lexical rows (no vector, ``pending = 1``) of files the manifest has no record of,
+    in one transaction; rows of a file it records (vouched meanwhile, or refused) are
+    skipped. Returns how many rows were added."""
+    added = 0
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        known: dict[str, bool] = {}
+        for row, (text, rid) in zip(rows.chunks, rows.texts):
+            path = row[1]
+            if path not in known:
+                known[path] = db.execute("SELECT 1 FROM files WHERE path = ?", (path,)).fetchone() is not None
+            if known[path]:
+                continue
+            cur = db.execute("INSERT OR IGNORE INTO q_chunks(id, path, language, symbol, kind, start_line, end_line, "
+                             "content, vector, pending) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, 1)", row[:8])
+            if cur.rowcount == 1:
+                db.execute("INSERT INTO q_text(rowid, search_text) VALUES (?, ?)", (cur.lastrowid, text))
+                added += 1
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return added
 
 
 def insert_statements(rows: "QueryRows | None") -> list[tuple[str, list]]:
@@ -89,6 +142,18 @@ def insert_statements(rows: "QueryRows | None") -> list[tuple[str, list]]:
             ("INSERT OR REPLACE INTO q_chunks(id, path, language, symbol, kind, start_line, end_line, content, "
              "vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows.chunks),
             ("INSERT INTO q_text(rowid, search_text) SELECT rowid, ? FROM q_chunks WHERE id = ?", rows.texts)]
+
+
+def ensure(db: sqlite3.Connection) -> None:
+    """Create the tables (autocommit); tables of another layout are dropped and marked
+    incomplete, so the next run copies them again from the chunk table."""
+    cols = {r[1] for r in db.execute("PRAGMA table_info(q_chunks)")}
+    if cols and "pending" not in cols:
+        db.execute("DROP TABLE IF EXISTS q_text")
+        db.execute("DROP TABLE IF EXISTS q_chunks")
+        db.execute("DELETE FROM meta WHERE key = ?", (META_KEY,))
+    db.executescript(DDL)
+    db.execute(mark_complete_if_empty())
 
 
 def mark_complete_if_empty() -> str:
@@ -105,6 +170,19 @@ class QueryRows:
     def __init__(self, chunks: list[tuple], texts: list[tuple[str, str]]) -> None:
         self.chunks = chunks
         self.texts = texts
+
+    @classmethod
+    def lexical(cls, chunks, file_hash: str) -> "QueryRows":
+        """Rows of a file's chunks before they have vectors (``vector`` None)."""
+        from ..search.tokens import index_text
+        from .schema import chunk_id
+
+        out, texts = [], []
+        for c in chunks:
+            rid = chunk_id(c, file_hash)
+            out.append((rid, c.path, c.language, c.symbol, c.kind, c.start_line, c.end_line, c.content, None))
+            texts.append((fts_text(index_text(c.path, c.symbol or "", c.content)), rid))
+        return cls(out, texts)
 
     @classmethod
     def from_arrow(cls, table) -> "QueryRows":
@@ -150,8 +228,12 @@ def populate(db: sqlite3.Connection, store, vouched: dict[str, str], batch_rows:
     copied = 0
     db.execute("BEGIN IMMEDIATE")
     try:
-        db.execute("DELETE FROM q_text")
-        db.execute("DELETE FROM q_chunks")
+        # recreated: the copy may come from another version of these tables
+        db.execute("DROP TABLE IF EXISTS q_text")
+        db.execute("DROP TABLE IF EXISTS q_chunks")
+        for statement in DDL.split(";"):
+            if statement.strip():
+                db.execute(statement)
         if data is not None:
             for start in range(0, data.num_rows, batch_rows):
                 part = data.slice(start, batch_rows)

@@ -56,6 +56,9 @@ _COVERAGE = {
         "stale_checked": {"type": "boolean", "description": "false when the freshness scan ran out of time"},
         "pending_files": {"type": "integer",
                           "description": "files whose vectors an unfinished run has not committed yet"},
+        "searchable_chunks": _nullable("integer", "chunks a search sees now, the fast tier's included"),
+        "vectors": _nullable("integer", "of those, chunks with a vector; fewer while an index run's fast tier "
+                                        "is ahead of its embedder: the others are found by text and name only"),
         "indexing": {"type": "boolean", "description": "an index run is in progress"},
         "job_id": _nullable("string", "this server's running reindex job, if any"),
         "last_run": _nullable("object", "the last index run: status (ok, failed, interrupted, running), "

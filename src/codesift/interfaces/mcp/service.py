@@ -276,6 +276,7 @@ class CodesiftService:
         try:
             report = collect_status(repo.root, repo.index_dir)
             stale = self.stale(repo, call, scan_s)
+            seen = self._searcher(repo).coverage()
         except NoIndexError:
             return {**unknown,
                     "advice": f"Nothing is indexed in {repo.name} yet: call reindex{hint}, then poll job_status."}
@@ -308,7 +309,8 @@ class CodesiftService:
             "repo": repo.name, "exists": True, "complete": advice is None,
             "files_indexed": report["files"].get("indexed", 0), "chunks": report["chunks"],
             "stale_files": stale["total"] if checked else None, "stale_checked": checked,
-            "pending_files": pending, "indexing": indexing, "job_id": job["job_id"] if job else None,
+            "pending_files": pending, "searchable_chunks": seen["chunks"], "vectors": seen["vectors"],
+            "indexing": indexing, "job_id": job["job_id"] if job else None,
             "last_run": {"status": last.get("status"), "finished_at": last.get("finished_at"),
                          "error": last.get("error")} if last else None,
             "advice": advice,
