@@ -153,8 +153,8 @@ def test_sigkill_while_vectors_stream_then_resume_matches_a_clean_run(cs, seed):
 def test_an_index_without_query_tables_is_searched_through_lancedb_until_its_next_run(cs, monkeypatch):
     db = sqlite3.connect(cs.index_dir / "manifest.sqlite")
     db.execute("DELETE FROM meta WHERE key = 'query_tables'")
-    db.execute("DELETE FROM q_text")
-    db.execute("DELETE FROM q_chunks")
+    for table in ("q_text", "q_vectors", "q_names", "q_chunks"):
+        db.execute(f"DELETE FROM {table}")
     db.commit()
     db.close()
     before = results(cs, monkeypatch, None)
@@ -170,7 +170,8 @@ def test_an_index_without_query_tables_is_searched_through_lancedb_until_its_nex
 
 def test_a_damaged_copy_is_reported_by_verify_and_never_trusted(cs, monkeypatch, caplog):
     db = sqlite3.connect(cs.index_dir / "manifest.sqlite")
-    db.execute("UPDATE q_chunks SET vector = x'0000' WHERE path = 'util.js'")
+    db.execute("UPDATE q_vectors SET vector = x'0000' WHERE chunk IN (SELECT rowid FROM q_chunks "
+               "WHERE path = 'util.js')")
     db.execute("DELETE FROM q_chunks WHERE path = 'mod_01.py'")
     db.commit()
     db.close()

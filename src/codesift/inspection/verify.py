@@ -344,7 +344,7 @@ def _check_query_tables(query_rows, ids, paths, contents, dim, flux, lists: _Lis
     bad_vectors: dict[str, int] = Counter()
     for rid, p, content, width in query_rows:
         copy[p][rid] = content
-        if dim is not None and width != 2 * dim:
+        if dim is not None and width != 2 * dim:  # None: no vector at all
             bad_vectors[p] += 1
     for path in sorted(set(table) | set(copy)):
         if path in flux:
@@ -356,7 +356,8 @@ def _check_query_tables(query_rows, ids, paths, contents, dim, flux, lists: _Lis
         elif any(have[i] != want[i] for i in want):
             lists.add("query_tables", {"path": path, "reason": "content differs from the chunk table's"})
         elif bad_vectors.get(path):
-            lists.add("query_tables", {"path": path, "reason": f"{bad_vectors[path]} vector(s) of the wrong size"})
+            lists.add("query_tables", {"path": path,
+                                       "reason": f"{bad_vectors[path]} vector(s) missing or of the wrong size"})
 
 
 def _stale_reason(rec: FileRecord, item, current_lines: dict[str, list[str]]) -> str | None:

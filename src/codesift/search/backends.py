@@ -139,7 +139,7 @@ class TablesBackend:
     def _load(self) -> None:
         np = self._np
         # the fast tier's rows (no vector yet) are found by the text leg and the definitions only
-        rows = self.db.execute("SELECT rowid, vector FROM q_chunks WHERE vector IS NOT NULL ORDER BY rowid").fetchall()
+        rows = self.db.execute("SELECT chunk, vector FROM q_vectors ORDER BY chunk").fetchall()
         self.total = int(self.db.execute("SELECT count(*) FROM q_chunks").fetchone()[0])
         n = len(rows)
         self.rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
@@ -195,16 +195,16 @@ class TablesBackend:
         return self._masks[flt]
 
     # ------------------------------------------------------------------ rows
+    _SELECT = ("SELECT c.rowid, " + ", ".join("c." + c for c in COLUMNS) +
+               ", v.vector FROM q_chunks c LEFT JOIN q_vectors v ON v.chunk = c.rowid")
+
     def _rows(self, rowids: Sequence[int], *, with_vectors: bool) -> dict[int, dict]:
-        if not rowids:
-            return {}
-        cols = ", ".join(["rowid"] + COLUMNS + (["vector"] if with_vectors else []))
         out: dict[int, dict] = {}
         ids = list(rowids)
         for start in range(0, len(ids), 500):
             part = ids[start : start + 500]
             marks = ", ".join("?" * len(part))
-            for r in self.db.execute(f"SELECT {cols} FROM q_chunks WHERE rowid IN ({marks})", part):
+            for r in self.db.execute(f"{self._SELECT} WHERE c.rowid IN ({marks})", part):
                 row = dict(zip(COLUMNS, r[1:9]))
                 if with_vectors:
                     row["vector"] = self._vector(r[9])
@@ -212,15 +212,15 @@ class TablesBackend:
         return out
 
     def _where_rows(self, cond: str, params: Sequence, flt: Filter, limit: int) -> list[dict]:
-        cols = ", ".join(COLUMNS + ["vector"])
+        """Rows (vectors included) whose chunk rowid is in the subquery ``cond``, filtered."""
         test = flt.path_test()
         langs = set(flt.langs)
         out = []
-        for r in self.db.execute(f"SELECT {cols} FROM q_chunks WHERE {cond}", params):
-            row = dict(zip(COLUMNS, r[:8]))
+        for r in self.db.execute(f"{self._SELECT} WHERE c.rowid IN ({cond})", params):
+            row = dict(zip(COLUMNS, r[1:9]))
             if (langs and row["language"] not in langs) or (test is not None and not test(row["path"])):
                 continue
-            row["vector"] = self._vector(r[8])
+            row["vector"] = self._vector(r[9])
             out.append(row)
             if len(out) >= limit:
                 break
@@ -285,24 +285,30 @@ class TablesBackend:
 
     @_sqlite_errors
     def symbol_rows(self, names: Sequence[str], flt: Filter, limit: int) -> list[dict]:
-        cond = " OR ".join("instr(lower(symbol), ?) > 0" for _ in names)
-        return self._where_rows(f"({cond})", [x.lower() for x in names], flt, limit)
+        """Chunks defining one of ``names`` (any case): an index seek in ``q_names``."""
+        marks = ", ".join("?" * len(names))
+        return self._where_rows(f"SELECT chunk FROM q_names WHERE name IN ({marks})", [x.lower() for x in names],
+                                flt, limit)
 
     @_sqlite_errors
     def file_rows(self, names: Sequence[str], flt: Filter, limit: int) -> list[dict]:
+        """Chunks of files named after one of ``names`` (``dir/Name.ext``)."""
         cond = " OR ".join("instr(lower(path), ?) > 0 OR substr(lower(path), 1, ?) = ?" for _ in names)
         params: list = []
         for x in names:
             stem = x.lower() + "."
             params += ["/" + stem, len(stem), stem]
-        return self._where_rows(f"({cond})", params, flt, limit)
+        # paths from the manifest's files (one row per file, not per chunk) and the fast tier's
+        return self._where_rows(f"SELECT rowid FROM q_chunks WHERE path IN (SELECT path FROM files WHERE "
+                                f"status = 'indexed' AND ({cond}) UNION SELECT path FROM q_chunks INDEXED BY "
+                                f"q_chunks_pending WHERE pending = 1 AND ({cond}))", params + params, flt, limit)
 
     @_sqlite_errors
     def rows_at(self, path: str, line: int) -> list[dict]:
         out = []
-        for r in self.db.execute("SELECT id, start_line, end_line, vector FROM q_chunks WHERE path = ? AND "
-                                 "start_line <= ? AND end_line >= ? AND vector IS NOT NULL",
-                                 (path, int(line), int(line))):
+        for r in self.db.execute("SELECT c.id, c.start_line, c.end_line, v.vector FROM q_chunks c "
+                                 "JOIN q_vectors v ON v.chunk = c.rowid WHERE c.path = ? AND c.start_line <= ? "
+                                 "AND c.end_line >= ?", (path, int(line), int(line))):
             out.append({"id": r[0], "start_line": r[1], "end_line": r[2], "vector": self._vector(r[3])})
         return out
 

@@ -200,8 +200,7 @@ class Manifest:
         now = time.time()
         self._tx([("INSERT OR REPLACE INTO journal(path, started_at) VALUES (?, ?)", [(p, now) for p in paths]),
                   ("DELETE FROM files", ()),
-                  ("DELETE FROM q_text", ()),
-                  ("DELETE FROM q_chunks", ()),
+                  *((f"DELETE FROM {table}", ()) for table in query_tables.TABLES),
                   ("DELETE FROM meta WHERE key IN ('embedder', 'dim')", ())])
         return paths
 
@@ -233,8 +232,8 @@ class Manifest:
         if not query_tables.complete(self.meta()):
             return None
         try:
-            return self._db.execute("SELECT id, path, content, length(vector) FROM q_chunks "
-                                    "WHERE pending = 0").fetchall()
+            return self._db.execute("SELECT c.id, c.path, c.content, length(v.vector) FROM q_chunks c "
+                                    "LEFT JOIN q_vectors v ON v.chunk = c.rowid WHERE c.pending = 0").fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the query tables: {exc}", stage="store", cause=exc) from exc
 

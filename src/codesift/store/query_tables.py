@@ -6,10 +6,14 @@ These tables answer the same three questions (nearest vectors, BM25 over the
 identifier-split text, chunks defining a name) with the standard library's SQLite and
 numpy alone:
 
-* ``q_chunks``: one row per chunk: the public columns but ``file_hash``, and the vector
-  scaled to unit length, as float16 bytes (half the size; the cosine moves by about 1e-3);
-* ``q_text``: an FTS5 index over ``search_text`` (Porter stemmer, accents folded), its
-  rowid equal to the chunk's ``q_chunks`` rowid.
+* ``q_chunks``: one row per chunk: the public columns but ``file_hash`` and ``vector``;
+* ``q_vectors``: the vector of each embedded chunk, scaled to unit length, as float16
+  bytes (half the size; the cosine moves by about 1e-3);
+* ``q_names``: every name a chunk defines (its symbol's parts, lower-cased), indexed, so a
+  symbol lookup is an index seek;
+* ``q_text``: an FTS5 index over ``search_text`` (Porter stemmer, accents folded).
+
+The last three refer to the chunk by its ``q_chunks`` rowid.
 
 They live in ``manifest.sqlite`` and change in the same transaction that vouches for a
 file (:meth:`Manifest.commit_files`), forgets it or resets the manifest, so they hold
@@ -36,9 +40,12 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 
-VERSION = "2"  # 2: lexical rows (the fast tier): vector NULL, pending = 1
+VERSION = "2"  # 2: the fast tier's rows (pending = 1, no vector); vectors and names in their own tables
 META_KEY = "query_tables"
 
+# Narrow tables beside the chunk rows, so a scan for vectors, names or paths never reads
+# the content pages: q_vectors (unit-length float16, only for embedded chunks), q_names
+# (every name a chunk defines, lower-cased: what a symbol lookup matches exactly).
 DDL = """
 CREATE TABLE IF NOT EXISTS q_chunks (
     rowid INTEGER PRIMARY KEY,
@@ -50,13 +57,18 @@ CREATE TABLE IF NOT EXISTS q_chunks (
     start_line INTEGER,
     end_line INTEGER,
     content TEXT,
-    vector BLOB,
     pending INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS q_chunks_path ON q_chunks(path);
 CREATE INDEX IF NOT EXISTS q_chunks_pending ON q_chunks(pending) WHERE pending = 1;
+CREATE TABLE IF NOT EXISTS q_vectors (chunk INTEGER PRIMARY KEY, vector BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS q_names (name TEXT NOT NULL, chunk INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS q_names_name ON q_names(name);
+CREATE INDEX IF NOT EXISTS q_names_chunk ON q_names(chunk);
 CREATE VIRTUAL TABLE IF NOT EXISTS q_text USING fts5(search_text, tokenize = 'porter unicode61 remove_diacritics 2');
 """
+TABLES = ("q_text", "q_vectors", "q_names", "q_chunks")  # the chunk rows last: the others point at them
+_CHUNK_COLUMNS = {"rowid", "id", "path", "language", "symbol", "kind", "start_line", "end_line", "content", "pending"}
 
 # The English stop words LanceDB's full-text index drops (tantivy's list): dropped here on
 # both sides too, so the two text legs agree on what a match is.
@@ -82,29 +94,41 @@ def fts_query(tokens: Iterable[str]) -> str | None:
     return " OR ".join(f'"{t}"' for t in seen) if seen else None
 
 
+def _delete(cond: str) -> list[str]:
+    """Statements deleting the chunks matching ``cond`` (over ``q_chunks``) from every table."""
+    sub = f"SELECT rowid FROM q_chunks WHERE {cond}"
+    return [f"DELETE FROM q_text WHERE rowid IN ({sub})", f"DELETE FROM q_vectors WHERE chunk IN ({sub})",
+            f"DELETE FROM q_names WHERE chunk IN ({sub})", f"DELETE FROM q_chunks WHERE {cond}"]
+
+
 def clear_statements(paths: Sequence[str], *, pending_only: bool = False) -> list[tuple[str, list]]:
     """Statements removing every row of ``paths`` (for the manifest's own transaction), or
     only their lexical (``pending``) rows."""
     if not paths:
         return []
     params = [(p,) for p in paths]
-    only = " AND pending = 1" if pending_only else ""
-    return [(f"DELETE FROM q_text WHERE rowid IN (SELECT rowid FROM q_chunks WHERE path = ?{only})", params),
-            (f"DELETE FROM q_chunks WHERE path = ?{only}", params)]
+    return [(sql, params) for sql in _delete("path = ?" + (" AND pending = 1" if pending_only else ""))]
 
 
 def clear_pending(db: sqlite3.Connection) -> int:
     """Drop every lexical row (one transaction); how many there were."""
     db.execute("BEGIN IMMEDIATE")
     try:
-        db.execute("DELETE FROM q_text WHERE rowid IN (SELECT rowid FROM q_chunks WHERE pending = 1)")
-        n = db.execute("DELETE FROM q_chunks WHERE pending = 1").rowcount
+        n = 0
+        for sql in _delete("pending = 1"):
+            n = db.execute(sql).rowcount
         db.execute("COMMIT")
     except BaseException:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
     return n
+
+
+def _names(symbol: str | None) -> list[str]:
+    from ..search.ranking.evidence import defined_names
+
+    return sorted({n.lower() for n in defined_names(symbol or "") if n})
 
 
 def add_lexical(db: sqlite3.Connection, rows: "QueryRows") -> int:
@@ -122,9 +146,11 @@ def add_lexical(db: sqlite3.Connection, rows: "QueryRows") -> int:
             if known[path]:
                 continue
             cur = db.execute("INSERT OR IGNORE INTO q_chunks(id, path, language, symbol, kind, start_line, end_line, "
-                             "content, vector, pending) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, 1)", row[:8])
+                             "content, pending) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)", row[:8])
             if cur.rowcount == 1:
-                db.execute("INSERT INTO q_text(rowid, search_text) VALUES (?, ?)", (cur.lastrowid, text))
+                chunk = cur.lastrowid
+                db.execute("INSERT INTO q_text(rowid, search_text) VALUES (?, ?)", (chunk, text))
+                db.executemany("INSERT INTO q_names(name, chunk) VALUES (?, ?)", [(n, chunk) for n in _names(row[3])])
                 added += 1
         db.execute("COMMIT")
     except BaseException:
@@ -135,22 +161,40 @@ def add_lexical(db: sqlite3.Connection, rows: "QueryRows") -> int:
 
 
 def insert_statements(rows: "QueryRows | None") -> list[tuple[str, list]]:
+    """Statements adding ``rows`` (vouched, with vectors), replacing any row of the same id."""
     if rows is None or not rows.chunks:
         return []
-    ids = [(t[1],) for t in rows.texts]
-    return [("DELETE FROM q_text WHERE rowid IN (SELECT rowid FROM q_chunks WHERE id = ?)", ids),
-            ("INSERT OR REPLACE INTO q_chunks(id, path, language, symbol, kind, start_line, end_line, content, "
-             "vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows.chunks),
-            ("INSERT INTO q_text(rowid, search_text) SELECT rowid, ? FROM q_chunks WHERE id = ?", rows.texts)]
+    chunks = {c[0]: c for c in rows.chunks}  # one row per id, whatever the batch holds
+    texts = {rid: text for text, rid in rows.texts}
+    ids = [(rid,) for rid in chunks]
+    return ([(sql, ids) for sql in _delete("id = ?")] + [
+        ("INSERT INTO q_chunks(id, path, language, symbol, kind, start_line, end_line, content) "
+         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [c[:8] for c in chunks.values()]),
+        ("INSERT INTO q_vectors(chunk, vector) SELECT rowid, ? FROM q_chunks WHERE id = ?",
+         [(c[8], rid) for rid, c in chunks.items() if c[8] is not None]),
+        ("INSERT INTO q_names(name, chunk) SELECT ?, rowid FROM q_chunks WHERE id = ?",
+         [(n, rid) for rid, c in chunks.items() for n in _names(c[3])]),
+        ("INSERT INTO q_text(rowid, search_text) SELECT rowid, ? FROM q_chunks WHERE id = ?",
+         [(texts.get(rid, ""), rid) for rid in chunks])])
+
+
+def _create(db: sqlite3.Connection) -> None:
+    for statement in DDL.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def _drop(db: sqlite3.Connection) -> None:
+    for table in TABLES:
+        db.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def ensure(db: sqlite3.Connection) -> None:
     """Create the tables (autocommit); tables of another layout are dropped and marked
     incomplete, so the next run copies them again from the chunk table."""
     cols = {r[1] for r in db.execute("PRAGMA table_info(q_chunks)")}
-    if cols and "pending" not in cols:
-        db.execute("DROP TABLE IF EXISTS q_text")
-        db.execute("DROP TABLE IF EXISTS q_chunks")
+    if cols and cols != _CHUNK_COLUMNS:
+        _drop(db)
         db.execute("DELETE FROM meta WHERE key = ?", (META_KEY,))
     db.executescript(DDL)
     db.execute(mark_complete_if_empty())
@@ -229,11 +273,8 @@ def populate(db: sqlite3.Connection, store, vouched: dict[str, str], batch_rows:
     db.execute("BEGIN IMMEDIATE")
     try:
         # recreated: the copy may come from another version of these tables
-        db.execute("DROP TABLE IF EXISTS q_text")
-        db.execute("DROP TABLE IF EXISTS q_chunks")
-        for statement in DDL.split(";"):
-            if statement.strip():
-                db.execute(statement)
+        _drop(db)
+        _create(db)
         if data is not None:
             for start in range(0, data.num_rows, batch_rows):
                 part = data.slice(start, batch_rows)
