@@ -19,6 +19,10 @@ DIM = 64
 
 
 class Faulty(HashEmbedder):
+    # These stand in for real, slower models (and misbehave like them): the pipeline runs
+    # its fast tier for them, so every fault test exercises it too.
+    cheap = False
+
     def __init__(self) -> None:
         super().__init__(DIM)
         self.name = f"hash-{DIM}"  # same identity as the clean run, on purpose

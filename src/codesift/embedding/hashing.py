@@ -25,6 +25,7 @@ _CACHE_LIMIT = 20_000  # bounded: RSS must stay flat on large corpora
 
 
 class HashEmbedder:
+    cheap = True  # as fast as chunking: no fast tier (embedding.protocol.is_cheap)
     """Hashed bag of words/pieces/trigrams; ``name`` is ``hash-<dim>``."""
 
     max_tokens: int | None = None

@@ -37,6 +37,13 @@ class Embedder(Protocol):
     def embed(self, texts: list[str]) -> "numpy.ndarray": ...
 
 
+def is_cheap(embedder: Any) -> bool:
+    """An embedder that declares ``cheap = True`` embeds about as fast as the tree is chunked
+    (``hash``, ``static``): the pipeline then skips the fast tier, whose separate chunking
+    pass would only repeat the work the embedder keeps up with."""
+    return getattr(embedder, "cheap", False) is True
+
+
 def embed_queries(embedder: Any, texts: list[str]) -> "numpy.ndarray":
     """Embed search queries: ``embedder.embed_query`` when it has one, else ``embed``."""
     method = getattr(embedder, "embed_query", None)

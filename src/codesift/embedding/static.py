@@ -287,6 +287,7 @@ def load_or_distill(model_path: str | os.PathLike, tokenizer_raw: str, *, recipe
 
 
 class StaticEmbedder:
+    cheap = True  # a tokenizer pass and a table lookup: no fast tier (embedding.protocol.is_cheap)
     """Mean of distilled token rows, L2-normalised; ``name`` identifies the table."""
 
     max_tokens: int | None = MAX_TOKENS

@@ -431,8 +431,9 @@ class IndexRun:
         st.done()
 
     def _start_lexical(self) -> None:
-        """Start the fast tier (once) when discovery meets a file the index has never seen."""
-        if self._lexical_started or not self.cfg.lexical_first or self._stage_tg is None:
+        """Start the fast tier (once) when discovery meets a file the index has never seen.
+        Not for a rebuild: the serving generation answers searches until the swap."""
+        if self._lexical_started or not self.cfg.lexical_first or self._stage_tg is None or self.rebuild:
             return
         self._lexical_started = True
         self._stage_tg.create_task(self._lexical(), name="lexical")
@@ -448,7 +449,11 @@ class IndexRun:
         from ..discovery import discover
         from ..store.query_tables import QueryRows
 
+        from ..embedding.protocol import is_cheap
+
         embedder = await self._get_embedder()
+        if is_cheap(embedder):
+            return  # the pipeline itself is as fast as this pass would be
         budget = stages.chunk_budget(embedder)
         hard = stages.hard_token_limit(embedder)
         gen = discover(self.cfg.root, index_dir=self.cfg.index_dir, max_file_size=self.cfg.max_file_size,

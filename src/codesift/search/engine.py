@@ -131,7 +131,7 @@ class Searcher:
     def search_many(self, queries: Sequence[str], k: int = 10, *, mode: str = "hybrid",
                     **filters) -> list[list[Hit]]:
         """Hits for each query, in order; the queries are embedded in one call."""
-        where = _filter(k, mode, filters)
+        flt = _filter(k, mode, filters)
         queries = [q if isinstance(q, str) else str(q) for q in queries]
         if not queries:
             return []
@@ -152,7 +152,7 @@ class Searcher:
             if not q.strip():
                 out.append([])
                 continue
-            out.append(self._one(q, None if vectors is None else vectors[i], k, mode, where))
+            out.append(self._one(q, None if vectors is None else vectors[i], k, mode, flt))
         return out
 
     def similar(self, file: str, line: int, k: int = 10, **filters) -> list[Hit]:
