@@ -195,8 +195,13 @@ class TablesBackend:
         return self._masks[flt]
 
     # ------------------------------------------------------------------ rows
-    _SELECT = ("SELECT c.rowid, " + ", ".join("c." + c for c in COLUMNS) +
-               ", v.vector FROM q_chunks c LEFT JOIN q_vectors v ON v.chunk = c.rowid")
+    _SELECT = "SELECT c.rowid, " + ", ".join("c." + c for c in COLUMNS) + " FROM q_chunks c"
+
+    def _row_vector(self, rowid: int):
+        """A chunk's vector from the loaded matrix (unit-length), or None: not embedded yet,
+        or committed after the load (the next search reloads)."""
+        i = self._positions().get(rowid)
+        return None if i is None else self.matrix[i]
 
     def _rows(self, rowids: Sequence[int], *, with_vectors: bool) -> dict[int, dict]:
         out: dict[int, dict] = {}
@@ -207,7 +212,7 @@ class TablesBackend:
             for r in self.db.execute(f"{self._SELECT} WHERE c.rowid IN ({marks})", part):
                 row = dict(zip(COLUMNS, r[1:9]))
                 if with_vectors:
-                    row["vector"] = self._vector(r[9])
+                    row["vector"] = self._row_vector(r[0])
                 out[r[0]] = row
         return out
 
@@ -220,7 +225,7 @@ class TablesBackend:
             row = dict(zip(COLUMNS, r[1:9]))
             if (langs and row["language"] not in langs) or (test is not None and not test(row["path"])):
                 continue
-            row["vector"] = self._vector(r[9])
+            row["vector"] = self._row_vector(r[0])
             out.append(row)
             if len(out) >= limit:
                 break
