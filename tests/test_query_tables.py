@@ -250,3 +250,28 @@ def test_a_run_without_new_files_does_not_start_the_fast_tier(cs):
     r = cs.index()
     assert r.code == 0, r.stderr
     assert r.summary["lexical"] == {"files": 0, "chunks": 0, "first_s": None, "done_s": None}
+
+
+def test_a_first_index_is_searchable_before_its_first_vector(tmp_path):
+    cs = Codesift(tmp_path)
+    sample_tree(cs.root)
+    _new_files(cs)
+    # every embed call hangs for a while: no vector is committed for seconds
+    proc = cs.popen(FAULTS + "slow", "--batch-size", "4", FAULT_DELAY_S="3")
+    try:
+        def served():
+            if not (cs.index_dir / "manifest.sqlite").exists():
+                return None
+            searcher = open_searcher(cs.root, cs.index_dir)
+            hits = searcher.search("brand_new_feature_3", k=3)
+            return (hits, searcher.coverage()) if hits else None
+
+        hits, coverage = wait_for(served, 60, "a hit from the fast tier of a first index")
+        assert hits[0].path == "feature_3.py" and hits[0].symbol == "brand_new_feature_3"
+        assert coverage["vectors"] == 0 < coverage["chunks"]
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert query_rows(cs, pending=True) == []

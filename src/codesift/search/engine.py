@@ -89,10 +89,11 @@ class Searcher:
         if old is not None and hasattr(old, "close"):
             old.close()
         meta = _index_meta(self.layout)
-        if (os.environ.get(backends.BACKEND_ENV) != "lance" and query_tables.complete(meta)
-                and meta.get("dim", "").isdigit()):
+        if os.environ.get(backends.BACKEND_ENV) != "lance" and query_tables.complete(meta):
+            # no dimension yet: a first run whose fast tier is ahead of its first vectors
+            dim = int(meta["dim"]) if meta.get("dim", "").isdigit() else 0
             try:
-                self._backend = backends.TablesBackend(self.layout.manifest, int(meta["dim"]))
+                self._backend = backends.TablesBackend(self.layout.manifest, dim)
             except backends.QueryTablesError as exc:
                 log.warning("%s; searching the chunk table instead (codesift verify checks the index)",
                             exc.one_line())
