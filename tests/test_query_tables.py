@@ -275,3 +275,28 @@ def test_a_first_index_is_searchable_before_its_first_vector(tmp_path):
         proc.kill()
     assert proc.returncode == 130
     assert query_rows(cs, pending=True) == []
+
+
+def test_the_copy_from_the_chunk_table_runs_in_bounded_batches(cs, monkeypatch):
+    from codesift.pipeline import supervisor
+
+    db = sqlite3.connect(cs.index_dir / "manifest.sqlite")
+    db.execute("DELETE FROM meta WHERE key = 'query_tables'")
+    db.commit()
+    db.close()
+    calls = []
+    real = supervisor._copy_next
+
+    def counting(*args):
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(supervisor, "QUERY_COPY_BATCH", 7)
+    monkeypatch.setattr(supervisor, "_copy_next", counting)
+    result = codesift.open(cs.root, cs.index_dir).index(embedder=FAULTS + "clean")
+    assert result.exit_code == 0, result.error
+    rows = cs.rows()
+    assert len(calls) == -(-len(rows) // 7) + 1  # one writer call per batch, then the end of the scan
+    assert query_rows(cs) == rows
+    code, report = cs.verify()
+    assert code == 0, report

@@ -104,15 +104,7 @@ def _open_store(layout):
 
 
 def _vector_batches(store, columns: list[str]):
-    table = store.table
-    try:
-        reader = table.search().select(columns).limit(None).to_batches(VECTOR_BATCH)
-    except (AttributeError, TypeError, NotImplementedError):
-        reader = None
-    if reader is None:
-        yield from store.scan(columns).to_batches(VECTOR_BATCH)
-        return
-    yield from reader
+    return store.scan_batches(columns, VECTOR_BATCH)
 
 
 def _check_vectors(store, expected_dim: int | None, flux: set[str], lists: _Lists) -> None:

@@ -62,6 +62,7 @@ EMBED_Q_SIZE = 32
 DISCOVER_BATCH = 512
 MONITOR_INTERVAL_S = 1.0
 LEXICAL_FLUSH_S = 0.5  # the fast tier commits at least this often while it has rows
+QUERY_COPY_BATCH = 2048  # rows per writer call when the query tables are copied from the chunk table
 CLOSE_GRACE_S = 2.0  # at the end of a run, how long its threads may take to finish
 
 
@@ -336,12 +337,22 @@ class IndexRun:
         (an index written before they existed): once, then every commit keeps them."""
         from ..store import query_tables
 
-        meta = await self._w(self._manifest.meta, what="reading the manifest meta")
+        m = self._manifest
+        meta = await self._w(m.meta, what="reading the manifest meta")
         if query_tables.complete(meta):
             return
+        # One writer call per batch, each within the write deadline and one batch of memory;
+        # the tables count as complete only after the last (query_tables: reset, copy_batch).
         store = await self._get_store()
-        copied = await self._w(self._manifest.populate_query_tables, store,
-                               what="copying the chunk table into the query tables")
+        await self._w(m.reset_query_tables, what="starting the query tables' copy of the chunk table")
+        cols = await self._w(query_tables.source_columns, store, what="reading the chunk table's columns")
+        batches = await self._w(store.scan_batches, cols, QUERY_COPY_BATCH, what="opening a scan of the chunk table")
+        vouched = {p: r.file_hash for p, r in self._files.items() if r.status == STATUS_INDEXED}
+        copied = 0
+        while (n := await self._w(_copy_next, m, batches, vouched,
+                                  what="copying a batch of the chunk table into the query tables")) is not None:
+            copied += n
+        await self._w(m.mark_query_tables_complete, what="marking the query tables complete")
         log.info("query tables built from the chunk table: %d row(s)", copied)
 
     async def _clear_lexical(self, *, at_end: bool = False) -> None:
@@ -447,9 +458,8 @@ class IndexRun:
         pipeline, which records why; the pass's own waits (walk, read, chunk, write) each
         have their deadline, and it stops with the run."""
         from ..discovery import discover
-        from ..store.query_tables import QueryRows
-
         from ..embedding.protocol import is_cheap
+        from ..store.query_tables import QueryRows
 
         embedder = await self._get_embedder()
         if is_cheap(embedder):
@@ -1141,6 +1151,12 @@ class IndexRun:
         writer = self.writer
         self.threads.when_all_done(lock.release, until=lambda: not writer.alive)
         return live
+
+def _copy_next(m: Manifest, batches, vouched: dict[str, str]) -> int | None:
+    """The next batch of a chunk-table scan into the query tables (None: the scan is done)."""
+    batch = next(batches, None)
+    return None if batch is None else m.copy_query_rows(batch, vouched)
+
 
 def _vouch(m: Manifest, records, removed, replaced, rows) -> None:
     """The manifest's commit of a write: the file records and the query tables' rows,

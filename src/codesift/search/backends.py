@@ -116,12 +116,21 @@ class TablesBackend:
         self.path = os.path.realpath(manifest)  # one generation, even if a rebuild swaps in another
         self.link = str(manifest)
         self.dim = dim
+        self.db = None
         try:
             self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5.0,
                                       check_same_thread=False)
             self._version = self._data_version()
-            self._load()
-        except sqlite3.Error as exc:
+            self.db.execute("BEGIN")  # one snapshot for the matrix and the count
+            try:
+                self._load()
+            finally:
+                self.db.execute("COMMIT")
+        except (sqlite3.Error, QueryTablesError) as exc:
+            if self.db is not None:
+                self.db.close()
+            if isinstance(exc, QueryTablesError):
+                raise
             raise QueryTablesError(f"cannot read the query tables in {self.path}: {exc}", stage="search",
                                    cause=exc) from exc
 

@@ -82,6 +82,16 @@ class ChunkStore:
             query = query.where(where)
         return query.limit(None).to_arrow()
 
+    def scan_batches(self, columns: list[str], batch_rows: int):
+        """Arrow record batches of ``columns`` for all rows, at most ``batch_rows`` each, read
+        lazily: memory stays bounded by one batch (the vector column included)."""
+        if self._table is None:
+            return iter(())
+        try:
+            return iter(self._table.search().select(columns).limit(None).to_batches(batch_rows))
+        except (AttributeError, TypeError, NotImplementedError):  # an older LanceDB without to_batches
+            return iter(self.scan(columns).to_batches(batch_rows))
+
     def drop(self) -> None:
         if self._exists():
             self._db.drop_table(TABLE_NAME)

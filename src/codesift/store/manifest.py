@@ -204,27 +204,30 @@ class Manifest:
                   ("DELETE FROM meta WHERE key IN ('embedder', 'dim')", ())])
         return paths
 
-    def populate_query_tables(self, store) -> int:
-        """Rebuild the query tables from the chunk table (see :mod:`.query_tables`)."""
-        vouched = {r.path: r.file_hash for r in self.iter_files(STATUS_INDEXED)}
+    def reset_query_tables(self) -> None:
+        """Start a copy of the chunk table into the query tables (see :mod:`.query_tables`)."""
+        self._query_call(query_tables.reset, self._db)
+
+    def copy_query_rows(self, batch, vouched: dict[str, str]) -> int:
+        return self._query_call(query_tables.copy_batch, self._db, batch, vouched)
+
+    def mark_query_tables_complete(self) -> None:
+        self._query_call(query_tables.mark_complete, self._db)
+
+    @staticmethod
+    def _query_call(fn, *args):
         try:
-            return query_tables.populate(self._db, store, vouched)
+            return fn(*args)
         except sqlite3.Error as exc:
             raise StoreError(f"manifest write failed: {exc}", stage="write", cause=exc) from exc
 
     def add_lexical(self, rows: "query_tables.QueryRows") -> int:
         """The fast tier: rows of files not recorded yet, searchable before their vectors."""
-        try:
-            return query_tables.add_lexical(self._db, rows)
-        except sqlite3.Error as exc:
-            raise StoreError(f"manifest write failed: {exc}", stage="write", cause=exc) from exc
+        return self._query_call(query_tables.add_lexical, self._db, rows)
 
     def clear_lexical(self) -> int:
         """Drop the fast tier's rows that no commit replaced (at a run's start and end)."""
-        try:
-            return query_tables.clear_pending(self._db)
-        except sqlite3.Error as exc:
-            raise StoreError(f"manifest write failed: {exc}", stage="write", cause=exc) from exc
+        return self._query_call(query_tables.clear_pending, self._db)
 
     def query_rows(self) -> list[tuple[str, str, str, int]] | None:
         """``(id, path, content, vector bytes)`` of every query-table row, or None when the

@@ -20,11 +20,12 @@ file (:meth:`Manifest.commit_files`), forgets it or resets the manifest, so they
 exactly the rows of the files the manifest records as indexed: never more, never less,
 whatever instant a crash comes at. The LanceDB ``chunks`` table stays the documented
 format and the source of truth: these tables can be rebuilt from it at any time
-(:func:`populate`), ``verify`` compares them with it, and a search falls back to LanceDB
+(:func:`reset`, :func:`copy_batch`), ``verify`` compares them with it, and a search falls back to LanceDB
 when they are not complete (an index written before they existed, until its next run).
 
 The meta key ``query_tables`` says they are complete: it is set when the manifest is
-created empty (an empty copy of nothing is complete) and by :func:`populate`.
+created empty (an empty copy of nothing is complete) and by :func:`mark_complete` after a
+copy of the chunk table (:func:`reset`, :func:`copy_batch`).
 
 **The fast (lexical) tier.** While a run embeds, its driver also chunks the files the
 manifest has never seen and adds their rows here at once, with no vector and
@@ -94,6 +95,18 @@ def fts_query(tokens: Iterable[str]) -> str | None:
     return " OR ".join(f'"{t}"' for t in seen) if seen else None
 
 
+def _tx(db: sqlite3.Connection, fn) -> object:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        out = fn()
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:  # a failed COMMIT (disk full) leaves it open
+            db.execute("ROLLBACK")
+        raise
+    return out
+
+
 def _delete(cond: str) -> list[str]:
     """Statements deleting the chunks matching ``cond`` (over ``q_chunks``) from every table."""
     sub = f"SELECT rowid FROM q_chunks WHERE {cond}"
@@ -112,17 +125,12 @@ def clear_statements(paths: Sequence[str], *, pending_only: bool = False) -> lis
 
 def clear_pending(db: sqlite3.Connection) -> int:
     """Drop every lexical row (one transaction); how many there were."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    def go() -> int:
         n = 0
         for sql in _delete("pending = 1"):
-            n = db.execute(sql).rowcount
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
-    return n
+            n = db.execute(sql).rowcount  # the last statement deletes the chunk rows
+        return n
+    return _tx(db, go)
 
 
 def _names(symbol: str | None) -> list[str]:
@@ -135,11 +143,10 @@ def add_lexical(db: sqlite3.Connection, rows: "QueryRows") -> int:
     """Add lexical rows (no vector, ``pending = 1``) of files the manifest has no record of,
     in one transaction; rows of a file it records (vouched meanwhile, or refused) are
     skipped. Returns how many rows were added."""
-    added = 0
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    def go() -> int:
+        added = 0
         known: dict[str, bool] = {}
-        for row, (text, rid) in zip(rows.chunks, rows.texts):
+        for row, (text, _rid) in zip(rows.chunks, rows.texts):
             path = row[1]
             if path not in known:
                 known[path] = db.execute("SELECT 1 FROM files WHERE path = ?", (path,)).fetchone() is not None
@@ -152,12 +159,8 @@ def add_lexical(db: sqlite3.Connection, rows: "QueryRows") -> int:
                 db.execute("INSERT INTO q_text(rowid, search_text) VALUES (?, ?)", (chunk, text))
                 db.executemany("INSERT INTO q_names(name, chunk) VALUES (?, ?)", [(n, chunk) for n in _names(row[3])])
                 added += 1
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
-    return added
+        return added
+    return _tx(db, go)
 
 
 def insert_statements(rows: "QueryRows | None") -> list[tuple[str, list]]:
@@ -257,40 +260,48 @@ def complete(meta: dict[str, str]) -> bool:
     return meta.get(META_KEY) == VERSION
 
 
-def populate(db: sqlite3.Connection, store, vouched: dict[str, str], batch_rows: int = 2048) -> int:
-    """Rebuild the tables from the LanceDB table ``store`` (a ``ChunkStore``), keeping only
-    rows of files the manifest vouches for (``vouched``: path → file hash), in one
-    transaction that also marks them complete. Runs on the writer, under the writer lock.
-    Returns the number of rows copied."""
+# Copying the chunk table into the tables (an index written before they existed) runs as
+# several writer calls, each with the write deadline and bounded memory: reset, one call
+# per batch, then mark complete. Until the mark, searches read LanceDB; a run that dies
+# midway leaves the mark unset and the next run starts the copy again.
+
+def reset(db: sqlite3.Connection) -> None:
+    """Empty (recreate) the tables and mark them incomplete, in one transaction."""
+    def go() -> None:
+        _drop(db)  # recreated: the copy may come from another version of these tables
+        _create(db)
+        db.execute("DELETE FROM meta WHERE key = ?", (META_KEY,))
+    _tx(db, go)
+
+
+def source_columns(store) -> list[str]:
+    """The chunk-table columns a copy reads (``search_text`` when the table has it)."""
     from .schema import SEARCH_TEXT
 
-    table = store.table
     cols = list(ROW_COLUMNS) + ["file_hash", "vector"]
-    if table is not None and SEARCH_TEXT in table.schema.names:
+    if store.table is not None and SEARCH_TEXT in store.table.schema.names:
         cols.append(SEARCH_TEXT)
-    data = store.scan(cols) if table is not None else None
-    copied = 0
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        # recreated: the copy may come from another version of these tables
-        _drop(db)
-        _create(db)
-        if data is not None:
-            for start in range(0, data.num_rows, batch_rows):
-                part = data.slice(start, batch_rows)
-                keep = [i for i, (p, h) in enumerate(zip(part.column("path").to_pylist(),
-                                                         part.column("file_hash").to_pylist()))
-                        if vouched.get(p) == h]
-                if not keep:
-                    continue
-                rows = QueryRows.from_arrow(part.take(keep))
-                for sql, params in insert_statements(rows):
-                    db.executemany(sql, params)
-                copied += len(keep)
-        db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (META_KEY, VERSION))
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
-    return copied
+    return cols
+
+
+def copy_batch(db: sqlite3.Connection, batch, vouched: dict[str, str]) -> int:
+    """Add the rows of one Arrow batch of the chunk table that the manifest vouches for
+    (``vouched``: path → file hash), in one transaction; how many."""
+    import pyarrow as pa
+
+    part = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+    keep = [i for i, (p, h) in enumerate(zip(part.column("path").to_pylist(), part.column("file_hash").to_pylist()))
+            if vouched.get(p) == h]
+    if not keep:
+        return 0
+    rows = QueryRows.from_arrow(part.take(keep))
+
+    def go() -> None:
+        for sql, params in insert_statements(rows):
+            db.executemany(sql, params)
+    _tx(db, go)
+    return len(keep)
+
+
+def mark_complete(db: sqlite3.Connection) -> None:
+    _tx(db, lambda: db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (META_KEY, VERSION)))
