@@ -15,6 +15,8 @@ lib2to3, ensurepip, turtledemo, lib-dynload, config-*), copied into
 4. search: cold CLI process, warm Python API and warm MCP (p50/p99, >= 50 queries);
 5. MCP initialize (spawn -> initialize response);
 6. scale: ``hash`` embedder on generated corpora of 50k/100k/200k chunks;
+   ann: ``benchmarks/ann.py`` on a generated 1M-chunk ``hash`` index (the ANN graph's
+   recall@10 against the exact scan, and warm latency);
 7. ray: ``--engine ray`` vs the local engine on the corpus (``hash`` embedder; ``minilm``
    too with ``--ray-minilm``, not with ``--quick``), fresh index dirs, plus ``ray.init`` alone.
 
@@ -391,6 +393,21 @@ def measure_scale(sizes: list[int]) -> dict:
     return out
 
 
+# -- ann -------------------------------------------------------------------------------------
+
+def measure_ann(chunks: int, quick: bool) -> dict:
+    out = WORK / "ann.json"
+    cmd = [PY, HERE / "ann.py", "--chunks", str(chunks), "--output", out]
+    if quick:
+        cmd += ["--ann-min-rows", str(chunks // 4), "--queries", "50"]
+    r = run_timed(cmd)
+    res = json.loads(out.read_text())
+    log(f"ann {chunks}: recall@10 {res['recall_at_10']}, vector leg p99 {res['vector_leg']['ann']['p99_ms']} ms "
+        f"(exact {res['vector_leg']['exact']['p99_ms']} ms)")
+    res["wall_s"] = r["wall_s"]
+    return res
+
+
 # -- ray -------------------------------------------------------------------------------------
 
 RAY_INIT_PROBE = """
@@ -626,6 +643,22 @@ def rows(r: dict) -> list[tuple[str, str, str, str, str]]:
         growth = hi / lo - 1
         add(f"scale, RSS growth {recs[0]['chunks']:,} → {recs[-1]['chunks']:,} chunks", f"{growth * 100:+.0f}%",
             "within 20%", abs(growth) <= 0.20)
+    an = r.get("ann")
+    if an:
+        n = an.get("index", {}).get("chunks", an["chunks_target"])
+        leg, ex = an["vector_leg"]["ann"], an["vector_leg"]["exact"]
+        add(f"warm vector query at {n:,} chunks (hash, ANN graph), p50 / p99",
+            f"{leg['p50_ms']:.1f} / {leg['p99_ms']:.1f} ms (exact scan {ex['p50_ms']:.0f} / {ex['p99_ms']:.0f} ms)",
+            "p99 ≤ 50 ms", leg["p99_ms"] <= 50)
+        add(f"ANN recall@10 against the exact scan ({n:,} chunks)", f"{an['recall_at_10']:.3f}", "≥ 0.98",
+            an["recall_at_10"] >= 0.98)
+        hy = an["search_hybrid"]
+        add(f"warm hybrid search at {n:,} chunks (API), p50 / p99", f"{hy['p50_ms']:.0f} / {hy['p99_ms']:.0f} ms",
+            "", None)
+        if an.get("index", {}).get("ann"):
+            ix = an["index"]
+            add(f"index of {n:,} chunks (hash): wall / ANN graph build", f"{fmt_s(ix['wall_s'])} / "
+                f"{fmt_s(ix['ann'].get('build_s') or 0)}", "", None)
     ry = r.get("ray")
     if ry:
         for emb in ("hash", "minilm"):
@@ -739,7 +772,7 @@ def main() -> int:
     ap.add_argument("--full-runs", type=int, default=None, help="full index runs (default 3, quick 1)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--skip", action="append", default=[],
-                    choices=["full", "embed", "reindex", "search", "mcp", "scale", "ray"])
+                    choices=["full", "embed", "reindex", "search", "mcp", "scale", "ann", "ray"])
     ap.add_argument("--embed-max-seconds", type=float, default=0,
                     help="embed-only time budget (0 = every chunk; else sample and extrapolate)")
     ap.add_argument("--reruns", type=int, default=None, help="re-index runs of each kind (default 5, quick 1)")
@@ -747,6 +780,7 @@ def main() -> int:
     ap.add_argument("--report-only", action="store_true", help="rewrite RESULTS.md from results.json")
     ap.add_argument("--resume", default=None, help="take the skipped sections from this results JSON")
     ap.add_argument("--scale-sizes", default=None, help="comma-separated chunk counts (default 50000,100000,200000)")
+    ap.add_argument("--ann-chunks", type=int, default=1_000_000, help="ann section: chunks of the generated index")
     ap.add_argument("--ray-minilm", action="store_true",
                     help="ray section: also compare the engines with the default model (not with --quick; "
                          "~15 min per engine run on the whole corpus on 2 cores)")
@@ -768,14 +802,14 @@ def main() -> int:
     WORK.mkdir(parents=True, exist_ok=True)
     results: dict = {}
     prev_file = Path(args.resume) if args.resume else HERE / "results.json"
-    sections = ["full", "embed", "reindex", "search", "mcp", "scale", "ray"]
+    sections = ["full", "embed", "reindex", "search", "mcp", "scale", "ann", "ray"]
     prev = None
     if args.skip and prev_file.exists():
         # a partial run: keep the figures of the skipped sections from the last run, and that
         # run's header (date, runs note, load); this run is listed in "partial_runs"
         prev = json.loads(prev_file.read_text())
         keys = {"full": ["full_index"], "embed": ["embed_only"], "reindex": ["reindex"], "search": ["search"],
-                "mcp": ["mcp"], "scale": ["scale"], "ray": ["ray"]}
+                "mcp": ["mcp"], "scale": ["scale"], "ann": ["ann"], "ray": ["ray"]}
         for sk in args.skip:
             for key in keys[sk]:
                 if key in prev:
@@ -826,6 +860,9 @@ def main() -> int:
     if "scale" not in args.skip:
         sizes = [int(x) for x in (args.scale_sizes or ("5000,10000,20000" if quick else "50000,100000,200000")).split(",")]
         results["scale"] = measure_scale(sizes)
+        write_report_partial(results)
+    if "ann" not in args.skip:
+        results["ann"] = measure_ann(20000 if quick else args.ann_chunks, quick)
         write_report_partial(results)
     if "ray" not in args.skip:
         if args.ray_minilm and quick:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .errors import ConfigError
+from .store.ann import MIN_ROWS as ANN_MIN_ROWS
 
 DEFAULT_INDEX_DIRNAME = ".codesift"
 INDEX_DIR_ENV = "CODESIFT_INDEX_DIR"
@@ -134,6 +135,9 @@ class IndexConfig:
     # The fast tier: files the index has never seen are chunked ahead of the embedder and
     # searchable (text leg, definitions) before their vectors exist (store/query_tables.py).
     lexical_first: bool = True
+    # Above this many vectors, a run builds an HNSW graph of them, so a search scores a
+    # few hundred rows instead of all (store/ann.py).
+    ann_min_rows: int = ANN_MIN_ROWS
 
     def __post_init__(self) -> None:
         if not isinstance(self.deadlines, Deadlines):
@@ -146,3 +150,5 @@ class IndexConfig:
             raise ConfigError(f"unknown engine {self.engine!r}; use local or ray")
         if self.max_file_size < 1:
             raise ConfigError("--max-file-size must be >= 1 byte")
+        if isinstance(self.ann_min_rows, bool) or not isinstance(self.ann_min_rows, int) or self.ann_min_rows < 1:
+            raise ConfigError(f"ann_min_rows must be an int >= 1, got {self.ann_min_rows!r}")

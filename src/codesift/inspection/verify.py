@@ -17,7 +17,8 @@ The report lists every inconsistency found, by kind (each list capped at
 ``pending``          journal entries left by an interrupted (or running) write
 ``query_tables``     files whose rows in the manifest's query tables (the light search
                      path's copy) differ from the chunk table's vouched rows: other ids,
-                     other content, vectors of the wrong size
+                     other content, vectors of the wrong size; or an ANN index
+                     that cannot be read (path ``manifest.sqlite (q_ann)``)
 
 ``consistent`` is true when every list is empty.
 
@@ -181,6 +182,7 @@ def verify_index(root: Path, index_dir: Path) -> dict:
         except ValueError:
             expected_dim = None
         query_rows = manifest.query_rows()
+        ann_problem = manifest.ann_problem(expected_dim) if query_rows is not None else None
         # Vectors are checked later, once we know which paths were in flux; remember the store.
         files2 = manifest.files()
         pending2 = set(manifest.pending_paths())
@@ -300,6 +302,8 @@ def verify_index(root: Path, index_dir: Path) -> dict:
         _check_query_tables(query_rows, [ids[i] for i in vouched], [paths[i] for i in vouched],
                             [contents[i] for i in vouched], store.dim() if store is not None else expected_dim,
                             flux, lists)
+    if ann_problem is not None:
+        lists.add("query_tables", {"path": "manifest.sqlite (q_ann)", "reason": ann_problem})
 
     counts = {
         "tree_files": len(tree),

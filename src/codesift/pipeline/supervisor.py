@@ -62,6 +62,7 @@ EMBED_Q_SIZE = 32
 DISCOVER_BATCH = 512
 MONITOR_INTERVAL_S = 1.0
 LEXICAL_FLUSH_S = 0.5  # the fast tier commits at least this often while it has rows
+ANN_BUILD_ROWS_PER_S = 2500  # the slowest rate an ANN graph build is allowed (its deadline)
 QUERY_COPY_BATCH = 2048  # rows per writer call when the query tables are copied from the chunk table
 CLOSE_GRACE_S = 2.0  # at the end of a run, how long its threads may take to finish
 
@@ -99,6 +100,7 @@ class RunResult:
             "lexical": {"files": s.lexical_files, "chunks": s.lexical_chunks,
                         "first_s": None if s.lexical_first_s is None else round(s.lexical_first_s, 3),
                         "done_s": None if s.lexical_done_s is None else round(s.lexical_done_s, 3)},
+            "ann": s.ann,
             "stages": {name: {"busy_s": round(st.busy_s, 3), "wait_s": round(st.wait_s, 3)}
                        for name, st in s.stages.items()},
             "peak_rss_bytes": s.peak_rss,
@@ -866,6 +868,31 @@ class IndexRun:
             # until it ends (run()), and searches stay correct (unindexed rows are scanned).
             log.warning("%s; searches stay correct (unindexed rows are scanned), only slower", exc.one_line())
 
+    async def _refresh_ann(self) -> None:
+        """Keep the vectors' ANN graph (store/ann.py) in step with the committed rows:
+        built once the index passes ``ann_min_rows`` vectors, rebuilt when many rows are
+        new to it or gone, dropped below. A run that changed nothing only checks that it
+        exists and opens."""
+        m = self._manifest
+        meta = await self._w(m.meta, what="reading the manifest meta")
+        dim = int(meta["dim"]) if meta.get("dim", "").isdigit() else None
+        changed = bool(self.stats.chunks_written or self.stats.chunks_deleted)
+        # A build reads and links every vector: its deadline grows with them (about 10,000
+        # rows/s on 2 cores; ANN_BUILD_ROWS_PER_S is a quarter of that).
+        call = functools.partial(m.refresh_ann, dim, self.cfg.ann_min_rows, changed=changed,
+                                 chunks=self.stats.chunks_total)
+        try:
+            done = await self.writer.call(call, what="refreshing the ANN graph",
+                                          timeout_s=self.cfg.deadlines.write
+                                          + self.stats.chunks_total / ANN_BUILD_ROWS_PER_S)
+        except WriterAbandonedError as exc:
+            # The rows are committed; searches score every vector the graph does not hold.
+            log.warning("%s; searches stay correct (an exact scan), only slower", exc.one_line())
+            return
+        if done["action"] != "none":
+            self.stats.ann = done
+            log.info("ANN graph %s: %d vector(s), %d fresh or gone", done["action"], done["rows"], done["stale"])
+
     async def _monitor(self, done: asyncio.Event) -> None:
         while not done.is_set():
             try:
@@ -1089,6 +1116,7 @@ class IndexRun:
                 # Not after a failure or a signal: the shutdown deadline must hold, and
                 # unindexed rows are still searched (flat), only slower.
                 await self._refresh_search_indexes()
+                await self._refresh_ann()
             if error is None and self.rebuild is not None:
                 try:
                     self.gens.swap(self.target)

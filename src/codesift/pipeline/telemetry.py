@@ -87,6 +87,7 @@ class RunStats:
     lexical_chunks: int = 0
     lexical_first_s: float | None = None
     lexical_done_s: float | None = None
+    ann: dict | None = None  # what the run did to the vectors' ANN index (store/ann.py)
     peak_rss: int = 0
     stages: dict[str, StageState] = field(default_factory=dict)
 

@@ -12,7 +12,9 @@ columns, plus ``vector`` when asked, ``_distance`` = 1 − cosine on the vector 
 :class:`TablesBackend` is the light path: SQLite (FTS5) and a numpy matrix of the
 vectors, loaded once per process and reloaded when the manifest changes. It imports
 neither LanceDB nor pyarrow, so a CLI search starts in a fraction of the time, and a
-warm query costs a matrix product instead of a dozen round trips.
+warm query costs a matrix product instead of a dozen round trips. On a big index (a
+graph beside the tables, :mod:`codesift.store.ann`) the product covers only the rows the
+graph finds nearest the query.
 :class:`LanceBackend` reads the public ``chunks`` table: for indexes whose query tables
 are not complete yet, and to compare the two (``CODESIFT_SEARCH_BACKEND=lance``).
 """
@@ -31,6 +33,7 @@ log = logging.getLogger("codesift.search")
 
 COLUMNS = ["id", "path", "start_line", "end_line", "symbol", "kind", "language", "content"]
 BACKEND_ENV = "CODESIFT_SEARCH_BACKEND"  # "lance" forces the LanceDB backend (comparisons)
+ANN_ENV = "CODESIFT_ANN"  # "off": score every vector even where an ANN index exists (comparisons)
 
 
 class LanceBackend:
@@ -109,10 +112,12 @@ class TablesBackend:
 
     name = "tables"
 
-    def __init__(self, manifest: os.PathLike | str, dim: int) -> None:
+    def __init__(self, manifest: os.PathLike | str, dim: int, *, ann: bool | None = None) -> None:
         import numpy as np
 
         self._np = np
+        self._use_ann = os.environ.get(ANN_ENV) != "off" if ann is None else ann
+        self.ann_problem: str | None = None  # why a stored ANN index is not used
         self.path = os.path.realpath(manifest)  # one generation, even if a rebuild swaps in another
         self.link = str(manifest)
         self.dim = dim
@@ -158,10 +163,37 @@ class TablesBackend:
             raise QueryTablesError(f"query tables hold vectors of the wrong size (want {self.dim} float16)",
                                    stage="search")
         # stored unit-length (query_tables.QueryRows), so the product is the cosine
-        self.matrix = np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(n, self.dim).astype(np.float32)
+        matrix = np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(n, self.dim)
+        del blobs, rows
+        # stored unit-length (query_tables.QueryRows), so the product is the cosine
+        self.matrix = matrix.astype(np.float32)
+        self._ann = self._open_ann() if self._use_ann and n else None
         self._files: tuple | None = None  # (paths, path index per row, language per row), on first filter
         self._masks: dict[Filter, object] = {}
         self._pos: dict[int, int] | None = None
+
+    def _open_ann(self):
+        """The graph of a big index (:mod:`codesift.store.ann`) and the positions of the rows
+        committed since its build (scored by every search); None without a usable one."""
+        from ..store import ann
+
+        np = self._np
+        try:
+            graph = ann.load(self.db, self.dim)
+        except ann.AnnError as exc:
+            self.ann_problem = str(exc)
+            log.warning("%s: scoring every vector instead (the next codesift index rebuilds it)", exc)
+            return None
+        if graph is None:
+            return None
+        return graph, self._at(graph.fresh)
+
+    def _at(self, rowids):
+        """Positions in the matrix of those ``rowids`` it holds (the rest dropped)."""
+        np = self._np
+        pos = np.searchsorted(self.rowids, rowids)
+        pos = np.minimum(pos, len(self.rowids) - 1)
+        return pos[self.rowids[pos] == rowids]
 
     def _row_files(self) -> tuple:
         if self._files is None:
@@ -248,23 +280,47 @@ class TablesBackend:
             return []
         q = np.asarray(vector, dtype=np.float32)
         q = q / (float(np.linalg.norm(q)) or 1.0)
-        scores = self.matrix @ q  # rows are unit-length: cosines
         keep = self.mask(flt)
-        if keep is not None:
-            scores = np.where(keep, scores, -np.inf)
-        m = min(len(scores), n + (1 if exclude else 0))
+        want = n + (1 if exclude else 0)
+        found = self._probe(q, keep, want) if self._ann is not None else None
+        if found is None:  # every row
+            scores = self.matrix @ q  # rows are unit-length: cosines
+            if keep is not None:
+                scores = np.where(keep, scores, -np.inf)
+            rows_at = np.arange(len(scores))
+        else:
+            rows_at, scores = found
+        m = min(len(scores), want)
         top = np.argpartition(-scores, m - 1)[:m] if m < len(scores) else np.arange(len(scores))
         top = top[np.argsort(-scores[top], kind="stable")]
-        top = [int(i) for i in top if scores[i] != -np.inf]
+        cosine = {int(rows_at[i]): float(scores[i]) for i in top if scores[i] != -np.inf}
+        top = list(cosine)
         rows = self._rows([int(self.rowids[i]) for i in top], with_vectors=False)
         out = []
         for i in top:
             row = rows.get(int(self.rowids[i]))
             if row is None or row["id"] == exclude:
                 continue  # gone since the load (a commit in between) or the excluded chunk
-            row["_distance"] = 1.0 - float(scores[i])
+            row["_distance"] = 1.0 - cosine[i]
             out.append(row)
         return out[:n]
+
+    def _probe(self, q, keep, want: int):
+        """``(row positions, cosines)`` of the graph's nearest rows and the rows committed
+        since its build, scored exactly; None when an exact scan is due (a filter leaves
+        fewer than ``want`` of them)."""
+        from ..store import ann
+
+        np = self._np
+        graph, fresh = self._ann
+        count = max(ann.CANDIDATES, want * (4 if keep is not None else 1))
+        at = np.unique(np.concatenate([self._at(graph.nearest(q, count)), fresh]))
+        scores = self.matrix[at] @ q
+        if keep is not None:
+            scores = np.where(keep[at], scores, -np.inf)
+        if int(np.count_nonzero(scores != -np.inf)) < min(want, len(self.rowids)):
+            return None
+        return at, scores
 
     @_sqlite_errors
     def text_leg(self, tokens: Sequence[str], flt: Filter, n: int, *, with_vectors: bool) -> list[dict]:

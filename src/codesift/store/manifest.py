@@ -16,6 +16,7 @@ A file is never recorded as indexed before its rows are committed.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import time
@@ -220,6 +221,30 @@ class Manifest:
             return fn(*args)
         except sqlite3.Error as exc:
             raise StoreError(f"manifest write failed: {exc}", stage="write", cause=exc) from exc
+
+    def refresh_ann(self, dim: int | None, min_rows: int, *, changed: bool = True, chunks: int | None = None) -> dict:
+        """Build, keep, rebuild or drop the vectors' ANN index (see :mod:`.ann`)."""
+        from . import ann
+
+        try:
+            return self._query_call(functools.partial(ann.refresh, changed=changed, chunks=chunks, min_rows=min_rows),
+                                    self._db, dim)
+        except ann.AnnError as exc:
+            raise StoreError(f"building the ANN index failed: {exc}", stage="write", cause=exc) from exc
+
+    def ann_problem(self, dim: int | None) -> str | None:
+        """Why the stored ANN index cannot be used (None: usable, or none stored)."""
+        from . import ann
+
+        if dim is None:
+            return None
+        try:
+            ann.load(self._db, dim)
+        except ann.AnnError as exc:
+            return f"the ANN index cannot be used: {exc} (searches scan every vector; the next run rebuilds it)"
+        except sqlite3.Error as exc:
+            return f"the ANN index cannot be read: {exc}"
+        return None
 
     def add_lexical(self, rows: "query_tables.QueryRows") -> int:
         """The fast tier: rows of files not recorded yet, searchable before their vectors."""

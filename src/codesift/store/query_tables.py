@@ -13,7 +13,10 @@ numpy alone:
   symbol lookup is an index seek;
 * ``q_text``: an FTS5 index over ``search_text`` (Porter stemmer, accents folded).
 
-The last three refer to the chunk by its ``q_chunks`` rowid.
+The last three refer to the chunk by its ``q_chunks`` rowid. Above
+:data:`codesift.store.ann.MIN_ROWS` vectors, ``q_ann`` names a graph of them in a file
+beside the manifest, and ``q_ann_fresh`` lists the vectors committed since its build
+(:mod:`.ann`).
 
 They live in ``manifest.sqlite`` and change in the same transaction that vouches for a
 file (:meth:`Manifest.commit_files`), forgets it or resets the manifest, so they hold
@@ -41,6 +44,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 
+from .ann import DDL as ANN_DDL
+from .ann import FRESH_SQL
+
 VERSION = "2"  # 2: the fast tier's rows (pending = 1, no vector); vectors and names in their own tables
 META_KEY = "query_tables"
 
@@ -67,8 +73,8 @@ CREATE TABLE IF NOT EXISTS q_names (name TEXT NOT NULL, chunk INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS q_names_name ON q_names(name);
 CREATE INDEX IF NOT EXISTS q_names_chunk ON q_names(chunk);
 CREATE VIRTUAL TABLE IF NOT EXISTS q_text USING fts5(search_text, tokenize = 'porter unicode61 remove_diacritics 2');
-"""
-TABLES = ("q_text", "q_vectors", "q_names", "q_chunks")  # the chunk rows last: the others point at them
+""" + ANN_DDL + ";\n"
+TABLES = ("q_text", "q_vectors", "q_names", "q_ann", "q_ann_fresh", "q_chunks")  # the chunk rows last: the others point at them
 _CHUNK_COLUMNS = {"rowid", "id", "path", "language", "symbol", "kind", "start_line", "end_line", "content", "pending"}
 
 # The English stop words LanceDB's full-text index drops (tantivy's list): dropped here on
@@ -111,7 +117,8 @@ def _delete(cond: str) -> list[str]:
     """Statements deleting the chunks matching ``cond`` (over ``q_chunks``) from every table."""
     sub = f"SELECT rowid FROM q_chunks WHERE {cond}"
     return [f"DELETE FROM q_text WHERE rowid IN ({sub})", f"DELETE FROM q_vectors WHERE chunk IN ({sub})",
-            f"DELETE FROM q_names WHERE chunk IN ({sub})", f"DELETE FROM q_chunks WHERE {cond}"]
+            f"DELETE FROM q_names WHERE chunk IN ({sub})", f"DELETE FROM q_ann_fresh WHERE chunk IN ({sub})",
+            f"DELETE FROM q_chunks WHERE {cond}"]
 
 
 def clear_statements(paths: Sequence[str], *, pending_only: bool = False) -> list[tuple[str, list]]:
@@ -175,6 +182,7 @@ def insert_statements(rows: "QueryRows | None") -> list[tuple[str, list]]:
          "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [c[:8] for c in chunks.values()]),
         ("INSERT INTO q_vectors(chunk, vector) SELECT rowid, ? FROM q_chunks WHERE id = ?",
          [(c[8], rid) for rid, c in chunks.items() if c[8] is not None]),
+        (FRESH_SQL, [(rid,) for rid, c in chunks.items() if c[8] is not None]),
         ("INSERT INTO q_names(name, chunk) SELECT ?, rowid FROM q_chunks WHERE id = ?",
          [(n, rid) for rid, c in chunks.items() for n in _names(c[3])]),
         ("INSERT INTO q_text(rowid, search_text) SELECT rowid, ? FROM q_chunks WHERE id = ?",
