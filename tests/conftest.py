@@ -9,6 +9,10 @@ sys.path.insert(0, str(TESTS))
 
 from support.harness import Codesift  # noqa: E402
 
+# CLI searches run in-process (and in their children) unless a test asks for the resident
+# search process (tests/test_resident.py): none is left behind by the suite.
+os.environ["CODESIFT_RESIDENT"] = "off"
+
 
 @pytest.fixture
 def cs(tmp_path):

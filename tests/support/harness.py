@@ -52,6 +52,7 @@ class Codesift:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")])
         env.pop("CODESIFT_INDEX_DIR", None)
+        env["CODESIFT_RESIDENT"] = "off"  # no resident search processes (tests/test_resident.py turns it on)
         env.update({k: str(v) for k, v in extra.items()})
         return env
 

@@ -32,6 +32,7 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", metavar="FILE",
                    help="one query per line ('-' for stdin); prints JSON Lines, one list of hits per query")
     p.add_argument("--root", default=".", help="the indexed tree (default: .)")
+    _add_server(p)
     # ablation only (benchmarks/codesearch.py): switch one ranking signal off
     p.add_argument("--no-signal", action="append", default=[], metavar="NAME", help=argparse.SUPPRESS)
 
@@ -42,6 +43,36 @@ def add_similar_arguments(p: argparse.ArgumentParser) -> None:
     _add_filters(p)
     p.add_argument("--json", action="store_true", help="print hits as a JSON list")
     p.add_argument("--root", default=".", help="the indexed tree (default: .)")
+    _add_server(p)
+
+
+def _add_server(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-server", action="store_true",
+                   help="search in this process only: neither ask nor start the index's resident search "
+                        "process (also CODESIFT_RESIDENT=off)")
+
+
+def _resident(args, root: Path, index_dir: Path, request: dict) -> dict | None:
+    """The resident process's answer (see :mod:`.resident`), or None: search in-process."""
+    from . import resident
+
+    if args.no_server or not resident.enabled():
+        return None
+    try:
+        reply = resident.ask(root, index_dir, request)
+    except resident.Unreachable:
+        return None
+    if not reply["ok"]:
+        resident.raise_error(reply)
+    return reply
+
+
+def _start_resident(args, root: Path, index_dir: Path) -> None:
+    """After an in-process search succeeded: start the resident process for the next ones."""
+    from . import resident
+
+    if not args.no_server and resident.enabled():
+        resident.start(root, index_dir)
 
 
 def _filters(args) -> dict:
@@ -75,7 +106,6 @@ def run_search(args, root: Path, index_dir: Path) -> int:
         raise ConfigError("give a query, or --batch FILE")
     if args.batch is not None and args.query:
         raise ConfigError("give either a query or --batch FILE, not both")
-    searcher = open_searcher(root, index_dir)
     off = set(getattr(args, "no_signal", None) or [])
     if off:
         from .ranking import SIGNALS
@@ -84,25 +114,36 @@ def run_search(args, root: Path, index_dir: Path) -> int:
         if unknown:
             raise ConfigError(f"unknown ranking signal(s): {', '.join(sorted(unknown))} "
                               f"(known: {', '.join(SIGNALS)})")
+    queries = _read_batch(args.batch) if args.batch is not None else [args.query]
+    reply = _resident(args, root, index_dir, {"op": "search", "queries": queries, "k": args.k, "mode": args.mode,
+                                              "no_signal": sorted(off), **_filters(args)})
+    if reply is not None:
+        from .hits import Hit
+
+        results = [[Hit(**h) for h in hits] for hits in reply["hits"]]
+        coverage = reply.get("coverage") or {}
+    else:
+        searcher = open_searcher(root, index_dir)
         searcher.disabled_signals = frozenset(off)
+        results = searcher.search_many(queries, k=args.k, mode=args.mode, **_filters(args))
+        coverage = searcher.coverage() if args.batch is None and sys.stderr.isatty() else {}
     if args.batch is not None:
-        queries = _read_batch(args.batch)
         out = sys.stdout
-        for hits in searcher.search_many(queries, k=args.k, mode=args.mode, **_filters(args)):
+        for hits in results:
             out.write(json.dumps([h.as_dict() for h in hits]) + "\n")
         out.flush()
-        return 0
-    hits = searcher.search(args.query, k=args.k, mode=args.mode, **_filters(args))
-    _print_hits(hits, args.json)
-    _note_coverage(searcher)
+    else:
+        _print_hits(results[0], args.json)
+        _note_coverage(coverage)
+    if reply is None:
+        _start_resident(args, root, index_dir)
     return 0
 
 
-def _note_coverage(searcher) -> None:
+def _note_coverage(cov: dict) -> None:
     """On a terminal, one line while an index run's vectors are still coming in."""
-    if not sys.stderr.isatty():
+    if not sys.stderr.isatty() or not cov:
         return
-    cov = searcher.coverage()
     if cov["vectors"] < cov["chunks"]:
         sys.stderr.write(f"note: {cov['chunks'] - cov['vectors']} of {cov['chunks']} chunks are not embedded yet "
                          "(an index run is in progress): they are found by text and name; results improve as "
@@ -122,6 +163,18 @@ def run_similar(args, root: Path, index_dir: Path) -> int:
     from .engine import open_searcher
 
     path, line = parse_location(args.location)
-    hits = open_searcher(root, index_dir).similar(path, line, k=args.k, **_filters(args))
+    from .engine import relative_path
+
+    # resolved here: the resident process does not share this process's working directory
+    reply = _resident(args, root, index_dir, {"op": "similar", "path_arg": relative_path(root, path), "line": line,
+                                              "k": args.k, **_filters(args)})
+    if reply is not None:
+        from .hits import Hit
+
+        hits = [Hit(**h) for h in reply["hits"][0]]
+    else:
+        hits = open_searcher(root, index_dir).similar(path, line, k=args.k, **_filters(args))
     _print_hits(hits, args.json)
+    if reply is None:
+        _start_resident(args, root, index_dir)
     return 0

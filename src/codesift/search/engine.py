@@ -172,18 +172,7 @@ class Searcher:
         return [_hit(r, _cos(r)) for r in backend.vector_leg(own["vector"], flt, k, exclude=own["id"])]
 
     def relative_path(self, path: str) -> str:
-        """``path`` as stored: POSIX and relative to the root (given relative to the cwd,
-        to the root, or absolute)."""
-        p = Path(path).expanduser()
-        for base in ([] if p.is_absolute() else [Path.cwd()]) + [None]:
-            full = (base / p if base is not None else p).resolve()
-            try:
-                rel = full.relative_to(self.root.resolve())
-            except ValueError:
-                continue
-            if full.exists() or base is None:
-                return rel.as_posix()
-        return p.as_posix().lstrip("./") if not p.is_absolute() else p.as_posix()
+        return relative_path(self.root, path)
 
     # ------------------------------------------------------------------ legs
     def _text_leg(self, query: str, flt, n: int, *, with_vectors: bool) -> list[dict]:
@@ -332,6 +321,21 @@ def _index_spec(layout: IndexLayout) -> str:
         return json.loads((layout.index_dir / "config.json").read_text()).get("embedder", "minilm")
     except (OSError, ValueError):
         return "minilm"
+
+
+def relative_path(root: Path, path: str) -> str:
+    """``path`` as stored: POSIX and relative to the root (given relative to the cwd, to
+    the root, or absolute)."""
+    p = Path(path).expanduser()
+    for base in ([] if p.is_absolute() else [Path.cwd()]) + [None]:
+        full = (base / p if base is not None else p).resolve()
+        try:
+            rel = full.relative_to(Path(root).resolve())
+        except ValueError:
+            continue
+        if full.exists() or base is None:
+            return rel.as_posix()
+    return p.as_posix().lstrip("./") if not p.is_absolute() else p.as_posix()
 
 
 def open_searcher(root: Path, index_dir: Path) -> Searcher:
