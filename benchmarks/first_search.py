@@ -39,7 +39,8 @@ def main() -> int:
             while first is None and time.perf_counter() - t0 < args.give_up and proc.poll() is None:
                 polls += 1
                 r = subprocess.run(cs + ["search", args.query, "--root", str(args.root), "--index-dir", str(idx),
-                                         "--json", "-k", "5"], capture_output=True, text=True, timeout=120)
+                                         "--json", "-k", "5", "--no-server"], capture_output=True, text=True,
+                                   timeout=120)  # each poll cold, as a first search is
                 hits = json.loads(r.stdout) if r.returncode == 0 and r.stdout.strip() else []
                 if hits:
                     first, top = time.perf_counter() - t0, hits[0]["path"]

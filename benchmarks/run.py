@@ -288,23 +288,43 @@ def measure_reindex(index_dir: Path, runs: int) -> dict:
 
 
 def measure_search(index_dir: Path, queries: list[str], cold_runs: int) -> dict:
-    """Cold CLI processes and a warm Python API, through the query tables (the default) and,
-    interleaved in the same run for a ratio, through LanceDB (``CODESIFT_SEARCH_BACKEND=lance``)."""
+    """New CLI processes, interleaved in one run for the ratios: answered by the index's
+    resident search process (the default after the first search), in-process through the
+    query tables (``--no-server``: a truly cold search), and in-process through LanceDB
+    (``CODESIFT_SEARCH_BACKEND=lance``); then a warm Python API through each backend."""
+    from codesift.search import resident
+
     qfile = WORK / "queries.txt"
     qfile.write_text("\n".join(queries) + "\n", encoding="utf-8")
+    plain_env = {**os.environ, resident.ENV: "on"}
     lance_env = {**os.environ, "CODESIFT_SEARCH_BACKEND": "lance"}
+    run_timed(codesift("search", queries[0], "--root", CORPUS, "--index-dir", index_dir, "--json"), env=plain_env)
+    deadline = time.monotonic() + 120
+    while resident.server_pid(CORPUS, index_dir) is None or not resident.socket_path(CORPUS, index_dir).exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError("the resident search process did not start within 120 s")
+        time.sleep(0.1)
+    served: list[float] = []
     cold: list[float] = []
     cold_lance: list[float] = []
-    for q in queries[:cold_runs]:
-        for env, out in ((None, cold), (lance_env, cold_lance)):
-            r = run_timed(codesift("search", q, "--root", CORPUS, "--index-dir", index_dir, "--json", "-k", "10"),
-                          env=env)
-            assert json.loads(r["stdout"]), q
-            out.append(r["wall_s"])
+    try:
+        for q in queries[:cold_runs]:
+            for env, out, extra in ((plain_env, served, ()), (None, cold, ("--no-server",)),
+                                    (lance_env, cold_lance, ("--no-server",))):
+                r = run_timed(codesift("search", q, "--root", CORPUS, "--index-dir", index_dir, "--json", "-k", "10",
+                                       *extra), env=env)
+                assert json.loads(r["stdout"]), q
+                out.append(r["wall_s"])
+    finally:
+        pid = resident.server_pid(CORPUS, index_dir)
+        if pid:
+            os.kill(pid, 15)
     res = {"queries": len(queries),
+           "cli_resident": {"n": len(served), "p50_s": median(served), "p99_s": pct(served, 99)},
            "cold_cli": {"n": len(cold), "p50_s": median(cold), "p99_s": pct(cold, 99), "runs_s": cold},
            "cold_cli_lance": {"n": len(cold_lance), "p50_s": median(cold_lance), "p99_s": pct(cold_lance, 99)}}
-    log(f"search cold CLI: p50 {median(cold):.2f} s, p99 {pct(cold, 99):.2f} s over {len(cold)} "
+    log(f"search CLI with the resident process: p50 {median(served):.2f} s, p99 {pct(served, 99):.2f} s; cold "
+        f"in-process: p50 {median(cold):.2f} s, p99 {pct(cold, 99):.2f} s over {len(cold)} "
         f"(through LanceDB: p50 {median(cold_lance):.2f} s)")
     r = run_timed([PY, WORKERS, "warm-search", CORPUS, index_dir, qfile])
     res["warm_api"] = json.loads(r["stdout"])
@@ -600,16 +620,24 @@ def rows(r: dict) -> list[tuple[str, str, str, str, str]]:
             add("embed-only note", "time-budgeted sample, extrapolated to every chunk", "", None)
     ri = r.get("reindex")
     if ri:
-        add("re-index, nothing changed", fmt_s(ri["nochange"]["wall_s"]), "≤ 0.5 s", ri["nochange"]["wall_s"] <= 0.5,
+        add("re-index, nothing changed", fmt_s(ri["nochange"]["wall_s"]), "≤ 0.2 s", ri["nochange"]["wall_s"] <= 0.2,
             fmt_s(P["reindex_nochange_s"]))
-        add("re-index, one file edited", fmt_s(ri["one_file"]["wall_s"]), "≤ 1.5 s", ri["one_file"]["wall_s"] <= 1.5,
+        add("re-index, one file edited", fmt_s(ri["one_file"]["wall_s"]), "≤ 0.5 s", ri["one_file"]["wall_s"] <= 0.5,
             fmt_s(P["reindex_one_file_s"]))
         add("re-index, one file deleted", fmt_s(ri["delete_file"]["wall_s"]), "", None)
     s = r.get("search")
     if s:
         c = s["cold_cli"]
-        add(f"search, cold CLI process (p50 / p99, n={c['n']})", f"{fmt_s(c['p50_s'])} / {fmt_s(c['p99_s'])}",
-            "≤ 0.3 s", c["p50_s"] <= 0.3, fmt_s(P["search_cold_cli_p50_s"]) + " (median)")
+        if "cli_resident" in s:
+            cr = s["cli_resident"]
+            add(f"search, CLI process answered by the resident search process (p50 / p99, n={cr['n']})",
+                f"{fmt_s(cr['p50_s'])} / {fmt_s(cr['p99_s'])}", "≤ 0.3 s", cr["p50_s"] <= 0.3,
+                fmt_s(P["search_cold_cli_p50_s"]) + " (median)")
+            add(f"search, cold CLI process in-process (`--no-server`: the first search; p50 / p99, n={c['n']})",
+                f"{fmt_s(c['p50_s'])} / {fmt_s(c['p99_s'])}", "≤ 0.3 s", c["p50_s"] <= 0.3)
+        else:
+            add(f"search, cold CLI process (p50 / p99, n={c['n']})", f"{fmt_s(c['p50_s'])} / {fmt_s(c['p99_s'])}",
+                "≤ 0.3 s", c["p50_s"] <= 0.3, fmt_s(P["search_cold_cli_p50_s"]) + " (median)")
         if "cold_cli_lance" in s:
             cl = s["cold_cli_lance"]
             add("search, cold CLI process through LanceDB (p50, same run)", fmt_s(cl["p50_s"]), "", None)

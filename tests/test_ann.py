@@ -144,3 +144,43 @@ def test_the_exact_scan_and_the_graph_agree_on_most_of_the_top_ten(tmp_path, mon
     exact = [[h.id for h in hs] for hs in open_searcher(root, idx.index_dir).search_many(queries, k=10, mode="vector")]
     recall = np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(through, exact)])
     assert recall >= 0.8  # 10 candidates of 120 rows; the benchmark measures the shipped setting
+
+
+def test_a_filter_is_answered_from_the_graph_not_only_from_fresh_rows(tmp_path, monkeypatch, probing):
+    root = tree(tmp_path / "repo", 400)  # 800 rows: more than a search takes from the graph
+    (root / "old.js").write_text("function quokkaCensus(island) {\n  return island.quokkas.length;\n}\n")
+    idx = codesift.open(root, tmp_path / "index")
+    assert idx.index(embedder="hash", ann_min_rows=50).summary()["ann"]["action"] == "built"
+    (root / "new.js").write_text("function renderWidget(layout) {\n  return layout.draw();\n}\n")
+    assert idx.index(embedder="hash", ann_min_rows=50).summary()["ann"]["action"] == "kept"
+    # mostly the Python files' words: the graph's nearest rows are Python, none JavaScript
+    queries = ["parse socket buffer island", "cache token graph quokkas", "query schema index census"]
+
+    def top(ann_env: str | None):
+        if ann_env:
+            monkeypatch.setenv(backends.ANN_ENV, ann_env)
+        else:
+            monkeypatch.delenv(backends.ANN_ENV, raising=False)
+        s = open_searcher(root, idx.index_dir)
+        assert (s.backend()._ann is None) == bool(ann_env)
+        return [[h.path for h in s.search(q, k=1, mode="vector", lang=["javascript"])] for q in queries]
+
+    assert top("off") == [["old.js"]] * 3
+    assert top(None) == top("off")  # the graph's answers with the filter are the exact scan's
+
+
+def test_a_graph_that_cannot_be_built_leaves_the_run_ok_and_says_why(tmp_path, monkeypatch):
+    root = tree(tmp_path / "repo", 40)
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ann, "build_file", broken)
+    idx = codesift.open(root, tmp_path / "index")
+    r = idx.index(embedder="hash", ann_min_rows=50)
+    assert r.status == "ok" and r.summary()["ann"]["action"] == "failed"
+    assert "No space left" in r.summary()["ann"]["reason"]
+    assert ann_row(idx.index_dir) is None and graph_files(idx.index_dir) == []
+    assert idx.verify()["consistent"] and idx.search("socket buffer", k=3)
+    monkeypatch.undo()
+    assert idx.index(embedder="hash", ann_min_rows=50).summary()["ann"]["action"] == "built"  # the next run

@@ -124,3 +124,32 @@ def test_a_second_start_leaves_the_first_serving(cs):
     assert resident._Server(cs.root, cs.index_dir, 60).serve() == 0  # at once: the lock is held
     assert resident.server_pid(cs.root, cs.index_dir) == pid
     assert resident.ask(cs.root, cs.index_dir, {"op": "search", "queries": ["add"], "k": 3})["ok"]
+
+
+def test_similar_takes_paths_as_in_process_dot_directories_included(cs):
+    (cs.root / ".github").mkdir()
+    (cs.root / ".github" / "tool.py").write_text("def add_numbers(a, b):\n    return a + b\n")
+    assert cs.index().code == 0
+    search(cs, "add")
+    serving(cs)
+    args = ["similar", ".github/tool.py:1", "--root", str(cs.root), "--index-dir", str(cs.index_dir), "--json"]
+    served = cs.run(cs.argv(*args), env=env(cs))
+    local = cs.run(cs.argv(*args, "--no-server"), env=env(cs))
+    assert served.code == local.code == 0, served.stderr
+    assert json.loads(served.stdout) == json.loads(local.stdout)
+
+
+def test_a_malformed_request_is_refused_and_the_process_keeps_serving(cs):
+    search(cs, "add")
+    pid = serving(cs)
+    import socket
+
+    for junk in (b"{}\n", b"[1, 2]\n", b"not json\n", b'{"protocol": 1, "stamp": 5}\n'):
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(10)
+        s.connect(str(resident.socket_path(cs.root, cs.index_dir)))
+        s.sendall(junk)
+        s.recv(1 << 16)  # an answer, or the connection closed
+        s.close()
+    assert resident.server_pid(cs.root, cs.index_dir) == pid
+    assert resident.ask(cs.root, cs.index_dir, {"op": "search", "queries": ["add"], "k": 3})["ok"]

@@ -874,20 +874,24 @@ class IndexRun:
         new to it or gone, dropped below. A run that changed nothing only checks that it
         exists and opens."""
         m = self._manifest
-        meta = await self._w(m.meta, what="reading the manifest meta")
-        dim = int(meta["dim"]) if meta.get("dim", "").isdigit() else None
         changed = bool(self.stats.chunks_written or self.stats.chunks_deleted)
         # A build reads and links every vector: its deadline grows with them (about 10,000
         # rows/s on 2 cores; ANN_BUILD_ROWS_PER_S is a quarter of that).
-        call = functools.partial(m.refresh_ann, dim, self.cfg.ann_min_rows, changed=changed,
-                                 chunks=self.stats.chunks_total)
         try:
+            meta = await self._w(m.meta, what="reading the manifest meta")
+            dim = int(meta["dim"]) if meta.get("dim", "").isdigit() else None
+            call = functools.partial(m.refresh_ann, dim, self.cfg.ann_min_rows, changed=changed,
+                                     chunks=self.stats.chunks_total)
             done = await self.writer.call(call, what="refreshing the ANN graph",
                                           timeout_s=self.cfg.deadlines.write
                                           + self.stats.chunks_total / ANN_BUILD_ROWS_PER_S)
-        except WriterAbandonedError as exc:
-            # The rows are committed; searches score every vector the graph does not hold.
-            log.warning("%s; searches stay correct (an exact scan), only slower", exc.one_line())
+        except CodesiftError as exc:
+            # Derived data: the rows are committed and searches stay exact without it (they
+            # score every vector it does not hold), only slower. The summary says why; the
+            # next run tries again.
+            log.warning("the ANN graph was not refreshed: %s; searches score every vector it does not hold",
+                        exc.one_line())
+            self.stats.ann = {"action": "failed", "reason": exc.one_line()}
             return
         if done["action"] != "none":
             self.stats.ann = done

@@ -307,19 +307,25 @@ class TablesBackend:
 
     def _probe(self, q, keep, want: int):
         """``(row positions, cosines)`` of the graph's nearest rows and the rows committed
-        since its build, scored exactly; None when an exact scan is due (a filter leaves
-        fewer than ``want`` of them)."""
+        since its build, scored exactly; None when an exact scan is due: the graph's own
+        live rows that pass the filter are fewer than ``want`` even after asking for more."""
         from ..store import ann
 
         np = self._np
         graph, fresh = self._ann
-        count = max(ann.CANDIDATES, want * (4 if keep is not None else 1))
-        at = np.unique(np.concatenate([self._at(graph.nearest(q, count)), fresh]))
+        count = max(ann.CANDIDATES, 2 * want)
+        while True:
+            found = self._at(graph.nearest(q, count))  # rows gone since the build are dropped here
+            passing = len(found) if keep is None else int(np.count_nonzero(keep[found]))
+            if passing >= min(want, len(self.rowids)):
+                break
+            if count >= ann.MAX_CANDIDATES or count >= graph.rows:
+                return None
+            count = min(4 * count, ann.MAX_CANDIDATES)
+        at = np.unique(np.concatenate([found, fresh]))
         scores = self.matrix[at] @ q
         if keep is not None:
             scores = np.where(keep[at], scores, -np.inf)
-        if int(np.count_nonzero(scores != -np.inf)) < min(want, len(self.rowids)):
-            return None
         return at, scores
 
     @_sqlite_errors

@@ -64,6 +64,17 @@ def _resident(args, root: Path, index_dir: Path, request: dict) -> dict | None:
         return None
     if not reply["ok"]:
         resident.raise_error(reply)
+    hits = reply.get("hits")
+    if not (isinstance(hits, list) and hits and all(isinstance(hs, list) and all(isinstance(h, dict) for h in hs)
+                                                    for hs in hits)):
+        return None  # a malformed answer: search here
+    try:
+        from .hits import Hit
+
+        reply["hits"] = [[Hit(**h) for h in hs] for hs in hits]
+    except TypeError:
+        return None
+    resident.replay_warnings(reply)
     return reply
 
 
@@ -115,13 +126,14 @@ def run_search(args, root: Path, index_dir: Path) -> int:
             raise ConfigError(f"unknown ranking signal(s): {', '.join(sorted(unknown))} "
                               f"(known: {', '.join(SIGNALS)})")
     queries = _read_batch(args.batch) if args.batch is not None else [args.query]
-    reply = _resident(args, root, index_dir, {"op": "search", "queries": queries, "k": args.k, "mode": args.mode,
-                                              "no_signal": sorted(off), **_filters(args)})
+    # A batch loads the model once in this process anyway, and may run longer than the
+    # resident process's reply deadline: it is searched here.
+    reply = None if args.batch is not None else _resident(
+        args, root, index_dir, {"op": "search", "queries": queries, "k": args.k, "mode": args.mode,
+                                "no_signal": sorted(off), **_filters(args)})
     if reply is not None:
-        from .hits import Hit
-
-        results = [[Hit(**h) for h in hits] for hits in reply["hits"]]
-        coverage = reply.get("coverage") or {}
+        results = reply["hits"]
+        coverage = reply.get("coverage") if isinstance(reply.get("coverage"), dict) else {}
     else:
         searcher = open_searcher(root, index_dir)
         searcher.disabled_signals = frozenset(off)
@@ -135,7 +147,7 @@ def run_search(args, root: Path, index_dir: Path) -> int:
     else:
         _print_hits(results[0], args.json)
         _note_coverage(coverage)
-    if reply is None:
+    if reply is None and args.batch is None:
         _start_resident(args, root, index_dir)
     return 0
 
@@ -144,8 +156,9 @@ def _note_coverage(cov: dict) -> None:
     """On a terminal, one line while an index run's vectors are still coming in."""
     if not sys.stderr.isatty() or not cov:
         return
-    if cov["vectors"] < cov["chunks"]:
-        sys.stderr.write(f"note: {cov['chunks'] - cov['vectors']} of {cov['chunks']} chunks are not embedded yet "
+    chunks, vectors = cov.get("chunks"), cov.get("vectors")
+    if isinstance(chunks, int) and isinstance(vectors, int) and vectors < chunks:
+        sys.stderr.write(f"note: {chunks - vectors} of {chunks} chunks are not embedded yet "
                          "(an index run is in progress): they are found by text and name; results improve as "
                          "vectors arrive\n")
 
@@ -165,13 +178,11 @@ def run_similar(args, root: Path, index_dir: Path) -> int:
     path, line = parse_location(args.location)
     from .engine import relative_path
 
-    # resolved here: the resident process does not share this process's working directory
-    reply = _resident(args, root, index_dir, {"op": "similar", "path_arg": relative_path(root, path), "line": line,
-                                              "k": args.k, **_filters(args)})
+    # made absolute here: the resident process does not share this process's working directory
+    reply = _resident(args, root, index_dir, {"op": "similar", "path_arg": str(root / relative_path(root, path)),
+                                              "line": line, "k": args.k, **_filters(args)})
     if reply is not None:
-        from .hits import Hit
-
-        hits = [Hit(**h) for h in reply["hits"][0]]
+        hits = reply["hits"][0]
     else:
         hits = open_searcher(root, index_dir).similar(path, line, k=args.k, **_filters(args))
     _print_hits(hits, args.json)

@@ -335,7 +335,7 @@ def relative_path(root: Path, path: str) -> str:
             continue
         if full.exists() or base is None:
             return rel.as_posix()
-    return p.as_posix().lstrip("./") if not p.is_absolute() else p.as_posix()
+    return p.as_posix()  # relative to the root as given (pathlib already dropped a leading "./")
 
 
 def open_searcher(root: Path, index_dir: Path) -> Searcher:

@@ -42,12 +42,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..errors import CodesiftError
+
 log = logging.getLogger("codesift.search")
 
 ENV = "CODESIFT_RESIDENT"  # "off": never ask or start a resident process
 CONNECT_S = 0.5
 REPLY_S = 30.0
-READ_S = 5.0  # a connected client must send its request within this
+READ_S = 5.0  # a connected client must send its whole request within this
+WARMUP_S = 300.0  # loading the model and the vectors (the model-load deadline)
 IDLE_S = 600.0
 MAX_MESSAGE = 64 << 20
 PROTOCOL = 1
@@ -76,13 +79,23 @@ def socket_path(root: Path, index_dir: Path) -> Path:
     return _runtime_dir() / f"search-{hashlib.sha256(key).hexdigest()[:24]}.sock"
 
 
+# The environment a search depends on (backend and ANN switches, model caches, remote
+# embedders' settings): a process started under other values is not asked.
+_ENV_PREFIXES = ("CODESIFT_", "OPENAI_", "OLLAMA_")
+_ENV_NAMES = ("XDG_CACHE_HOME", "HOME", "HF_HOME")
+
+
 def build_stamp() -> str:
-    """Which codesift answers: its version and its source files' sizes and times (a server
-    started by another build is not asked)."""
+    """Which codesift answers, and under what: its version, its source files' sizes and
+    times, and the environment a search depends on (a process started by another build or
+    under other settings is not asked)."""
     import codesift
 
     pkg = Path(codesift.__file__).parent
     h = hashlib.sha256(getattr(codesift, "__version__", "?").encode())
+    for name in sorted(os.environ):
+        if (name.startswith(_ENV_PREFIXES) and not name.startswith(ENV)) or name in _ENV_NAMES:
+            h.update(f"{name}={os.environ[name]}\0".encode())
     for p in sorted(pkg.rglob("*.py")):
         try:
             st = p.stat()
@@ -119,10 +132,16 @@ def _send(sock: socket.socket, obj: dict) -> None:
     sock.sendall(json.dumps(obj).encode() + b"\n")
 
 
-def _receive(sock: socket.socket) -> dict:
-    """One JSON line (at most MAX_MESSAGE bytes); ValueError when it is not one."""
+def _receive(sock: socket.socket, within_s: float) -> dict:
+    """One JSON line (at most MAX_MESSAGE bytes) arriving whole within ``within_s``;
+    ValueError when it is not one, TimeoutError past the deadline."""
     parts, size = [], 0
+    deadline = time.monotonic() + within_s
     while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"no whole message within {within_s:.0f} s")
+        sock.settimeout(left)
         block = sock.recv(1 << 16)
         if not block:
             raise ValueError("the connection closed before a whole message")
@@ -164,26 +183,43 @@ def ask(root: Path, index_dir: Path, request: dict) -> dict:
         sock.settimeout(REPLY_S)
         try:
             _send(sock, {"protocol": PROTOCOL, "stamp": build_stamp(), **request})
-            reply = _receive(sock)
+            reply = _receive(sock, REPLY_S)
         except (OSError, ValueError) as exc:
             raise Unreachable(f"the resident process did not answer ({exc})") from exc
     finally:
         sock.close()
-    if reply.get("ok") is None or reply.get("protocol") != PROTOCOL:
+    if reply.get("ok") not in (True, False) or reply.get("protocol") != PROTOCOL:
         raise Unreachable(f"the resident process answered {reply.get('reason') or 'something else'}")
     return reply
 
 
-def raise_error(reply: dict) -> None:
-    """Raise the search error a resident process reported, as the in-process search would."""
-    from .. import errors
+class ReportedError(CodesiftError):
+    """A search error the resident process reported: its one-line text and exit code, as
+    the in-process search would have printed them."""
 
+    def __init__(self, line: str, exit_code: int, *, stage: str | None = None) -> None:
+        super().__init__(line, stage=stage)
+        self.line = line
+        self.exit_code = exit_code
+
+    def one_line(self) -> str:
+        return self.line
+
+
+def raise_error(reply: dict) -> None:
     err = reply.get("error") if isinstance(reply.get("error"), dict) else {}
-    cls = getattr(errors, str(err.get("type")), None)
-    if not (isinstance(cls, type) and issubclass(cls, errors.CodesiftError)):
-        cls = errors.CodesiftError
-    raise cls(str(err.get("message") or "the resident search process failed"), stage=err.get("stage"),
-              path=err.get("path"))
+    code = err.get("exit_code")
+    raise ReportedError(str(err.get("line") or "the resident search process failed"),
+                        code if isinstance(code, int) and not isinstance(code, bool) and 0 < code < 128 else 1,
+                        stage=err.get("stage") if isinstance(err.get("stage"), str) else None)
+
+
+def replay_warnings(reply: dict) -> None:
+    """The warnings the search logged in the resident process, logged here (where the
+    user sees them)."""
+    for text in reply.get("warnings") or []:
+        if isinstance(text, str):
+            log.warning("%s", text)
 
 
 def start(root: Path, index_dir: Path) -> None:
@@ -191,7 +227,8 @@ def start(root: Path, index_dir: Path) -> None:
     runs). Never waits for it; a failure to start is logged, the search goes on."""
     try:
         path = socket_path(root, index_dir)
-        logf = open(path.with_suffix(".log"), "ab")
+        logp = path.with_suffix(".log")
+        logf = open(logp, "wb" if logp.exists() and logp.stat().st_size > (1 << 20) else "ab")
     except OSError as exc:
         log.info("no resident search process: %s", exc)
         return
@@ -208,6 +245,17 @@ def start(root: Path, index_dir: Path) -> None:
 
 # ---------------------------------------------------------------------- server
 
+class _Collect(logging.Handler):
+    """The warnings a request logs, returned with its answer."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
 class _Server:
     def __init__(self, root: Path, index_dir: Path, idle_s: float) -> None:
         self.root, self.index_dir, self.idle_s = Path(root), Path(index_dir), idle_s
@@ -216,6 +264,7 @@ class _Server:
         self.key: tuple | None = None
         self.embedders: dict[str, object] = {}
         self.busy_since: float | None = None
+        self.busy_limit = 2 * REPLY_S
 
     def _watchdog(self) -> None:
         """A request its client gave up on long ago (a hung model call) ends the process:
@@ -223,7 +272,7 @@ class _Server:
         while True:
             time.sleep(1.0)
             since = self.busy_since
-            if since is not None and time.monotonic() - since > 2 * REPLY_S:
+            if since is not None and time.monotonic() - since > self.busy_limit:
                 log.error("a search has run for %.0f s: the resident process exits", time.monotonic() - since)
                 os._exit(3)
 
@@ -251,35 +300,42 @@ class _Server:
         return self.searcher
 
     def answer(self, req: dict) -> dict:
-        from ..errors import CodesiftError
-
-        if req.get("protocol") != PROTOCOL or req.get("stamp") != self.stamp:
-            return {"ok": None, "protocol": PROTOCOL, "reason": "another codesift build", "exit": True}
+        if req.get("protocol") != PROTOCOL or not isinstance(req.get("stamp"), str):
+            return {"ok": None, "protocol": PROTOCOL, "reason": "a malformed request"}
+        if req["stamp"] != self.stamp:
+            # a client of another build or settings: it searches in-process and starts one of its own
+            return {"ok": None, "protocol": PROTOCOL, "reason": "another codesift build or settings", "exit": True}
+        caught = _Collect()
+        logging.getLogger("codesift").addHandler(caught)
         try:
-            s = self._searcher()
-            filters = {"lang": list(req.get("lang") or []), "path": list(req.get("path") or [])}
-            k = int(req.get("k", 10))
-            if req.get("op") == "search":
-                s.disabled_signals = frozenset(req.get("no_signal") or [])
-                try:
-                    hits = s.search_many(list(req["queries"]), k=k, mode=str(req.get("mode", "hybrid")), **filters)
-                finally:
-                    s.disabled_signals = frozenset()
-                out = {"hits": [[h.as_dict() for h in hs] for hs in hits], "coverage": s.coverage()}
-            elif req.get("op") == "similar":
-                hits = s.similar(str(req["path_arg"]), int(req["line"]), k=k, **filters)
-                out = {"hits": [[h.as_dict() for h in hits]]}
-            else:
-                return {"ok": False, "protocol": PROTOCOL,
-                        "error": {"message": f"unknown op {req.get('op')!r}", "stage": "search", "type": "ConfigError"}}
+            out = self._run(req)
         except CodesiftError as exc:
-            return {"ok": False, "protocol": PROTOCOL,
-                    "error": {"message": exc.message, "stage": exc.stage, "path": exc.path,
-                              "type": type(exc).__name__}}
+            out = {"ok": False, "error": {"line": exc.one_line(), "stage": exc.stage, "exit_code": exc.exit_code}}
         except (KeyError, TypeError, ValueError) as exc:
-            return {"ok": False, "protocol": PROTOCOL,
-                    "error": {"message": f"bad request: {exc}", "stage": "search", "type": "ConfigError"}}
-        return {"ok": True, "protocol": PROTOCOL, **out}
+            out = {"ok": None, "reason": f"a malformed request ({type(exc).__name__}: {exc})"}
+        except Exception as exc:  # noqa: BLE001 - reported: the client searches in-process, where it shows
+            log.exception("a search failed in the resident process")
+            out = {"ok": None, "reason": f"an internal error ({type(exc).__name__}: {exc})"}
+        finally:
+            logging.getLogger("codesift").removeHandler(caught)
+        return {"protocol": PROTOCOL, "warnings": caught.lines, **out}
+
+    def _run(self, req: dict) -> dict:
+        s = self._searcher()
+        filters = {"lang": list(req.get("lang") or []), "path": list(req.get("path") or [])}
+        k = int(req.get("k", 10))
+        if req.get("op") == "search":
+            s.disabled_signals = frozenset(req.get("no_signal") or [])
+            try:
+                hits = s.search_many([str(q) for q in req["queries"]], k=k, mode=str(req.get("mode", "hybrid")),
+                                     **filters)
+            finally:
+                s.disabled_signals = frozenset()
+            return {"ok": True, "hits": [[h.as_dict() for h in hs] for hs in hits], "coverage": s.coverage()}
+        if req.get("op") == "similar":
+            hits = s.similar(str(req["path_arg"]), int(req["line"]), k=k, **filters)
+            return {"ok": True, "hits": [[h.as_dict() for h in hits]]}
+        raise ValueError(f"unknown op {req.get('op')!r}")
 
     def serve(self) -> int:
         import fcntl
@@ -298,8 +354,10 @@ class _Server:
             import threading
 
             threading.Thread(target=self._watchdog, name="resident-watchdog", daemon=True).start()
+            self.busy_since, self.busy_limit = time.monotonic(), WARMUP_S
             self._searcher().embedder()  # warm before the first client: the model, then the tables
             self.searcher.backend()
+            self.busy_since, self.busy_limit = None, 2 * REPLY_S
             try:
                 path.unlink()  # a dead predecessor's
             except FileNotFoundError:
@@ -337,9 +395,8 @@ class _Server:
     def _handle(self, conn: socket.socket) -> bool:
         """Answer one request; True when the server should exit (a client of another build)."""
         with conn:
-            conn.settimeout(READ_S)
             try:
-                req = _receive(conn)
+                req = _receive(conn, READ_S)
             except (OSError, ValueError) as exc:
                 log.warning("a bad request was dropped: %s", exc)
                 return False

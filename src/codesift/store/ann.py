@@ -31,7 +31,8 @@ log = logging.getLogger("codesift.store")
 
 MIN_ROWS = 200_000  # below this, the exact scan is fast enough (and exact)
 STALE_FRACTION = 0.10  # rows fresh or gone since the build, past which a run rebuilds it
-CANDIDATES = 100  # rows a search takes from the graph (then scored exactly)
+CANDIDATES = 100  # rows a search takes from the graph at least (then scored exactly)
+MAX_CANDIDATES = 25_600  # a filter that keeps fewer than wanted among these: an exact scan
 CONNECTIVITY = 16
 EXPANSION_ADD = 128
 EXPANSION_SEARCH = 128
@@ -119,6 +120,11 @@ def build_file(db: sqlite3.Connection, dim: int, dest: Path, *, threads: int = 0
     finally:
         os.close(fd)
     os.replace(tmp, dest)
+    fd = os.open(dest.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # the name is durable before the row that names it commits
+    finally:
+        os.close(fd)
     return rows
 
 
@@ -171,8 +177,9 @@ def refresh(db: sqlite3.Connection, dim: int | None, *, min_rows: int = MIN_ROWS
     ``{"action": "none"|"kept"|"built"|"dropped", "rows", "stale"}`` (+ ``build_s``).
 
     A run passes its chunk count (``chunks``: every vouched chunk has a vector), so a
-    small index pays one one-row read, and a run that changed nothing builds only a graph
-    that should exist and does not (a run that died before building it, or a damaged one).
+    small index pays a one-row read; a run that changed nothing still builds a graph that
+    should exist and does not (a run that died before building it, or a damaged one) or
+    that has gone stale (a run interrupted after many commits).
     Files of other builds (a crash between the file and its row) are removed."""
     from .query_tables import _tx
 
@@ -188,7 +195,7 @@ def refresh(db: sqlite3.Connection, dim: int | None, *, min_rows: int = MIN_ROWS
                 usable = load(db, dim)
             except AnnError:
                 usable = None
-        if chunks is not None and ((not changed and row and usable) or (not row and chunks < min_rows)):
+        if chunks is not None and not row and chunks < min_rows:
             return {"action": "none", "rows": None, "stale": 0}
         # every vouched chunk has a vector: the run's count saves a scan of the vectors
         n = chunks if chunks is not None else int(db.execute("SELECT count(*) FROM q_vectors").fetchone()[0])
@@ -201,7 +208,7 @@ def refresh(db: sqlite3.Connection, dim: int | None, *, min_rows: int = MIN_ROWS
             fresh = len(usable.fresh)
             gone = max(0, usable.rows - (n - fresh))
             if fresh + gone <= STALE_FRACTION * n:
-                return {"action": "kept", "rows": n, "stale": fresh + gone}
+                return {"action": "kept" if changed else "none", "rows": n, "stale": fresh + gone}
         return None
 
     t0 = time.monotonic()

@@ -229,8 +229,8 @@ class Manifest:
         try:
             return self._query_call(functools.partial(ann.refresh, changed=changed, chunks=chunks, min_rows=min_rows),
                                     self._db, dim)
-        except ann.AnnError as exc:
-            raise StoreError(f"building the ANN index failed: {exc}", stage="write", cause=exc) from exc
+        except (ann.AnnError, OSError, RuntimeError) as exc:  # RuntimeError: usearch's own
+            raise StoreError(f"building the ANN graph failed: {exc}", stage="write", cause=exc) from exc
 
     def ann_problem(self, dim: int | None) -> str | None:
         """Why the stored ANN index cannot be used (None: usable, or none stored)."""
