@@ -62,7 +62,8 @@ EMBED_Q_SIZE = 32
 DISCOVER_BATCH = 512
 MONITOR_INTERVAL_S = 1.0
 LEXICAL_FLUSH_S = 0.5  # the fast tier commits at least this often while it has rows
-ANN_BUILD_ROWS_PER_S = 2500  # the slowest rate an ANN graph build is allowed (its deadline)
+ANN_BUILD_ROWS_PER_S = 800  # the slowest rate an ANN graph build is allowed (its deadline)
+SEARCH_INDEX_ROWS_PER_S = 1000  # the same for rebuilding LanceDB's full-text and scalar indexes
 QUERY_COPY_BATCH = 2048  # rows per writer call when the query tables are copied from the chunk table
 CLOSE_GRACE_S = 2.0  # at the end of a run, how long its threads may take to finish
 
@@ -859,7 +860,10 @@ class IndexRun:
         from ..search.maintenance import refresh_search_indexes
 
         try:
-            done = await self._w(refresh_search_indexes, self._store, what="rebuilding the search indexes")
+            # a rebuild reads every row: its deadline grows with them (1M rows took ~8 min here)
+            done = await self.writer.call(refresh_search_indexes, self._store, what="rebuilding the search indexes",
+                                          timeout_s=self.cfg.deadlines.write
+                                          + self.stats.chunks_total / SEARCH_INDEX_ROWS_PER_S)
             if done.get("fts"):
                 await self._w(m.set_meta, search_unindexed_rows="0", search_indexes_built="1",
                               what="recording the search indexes")
@@ -875,8 +879,8 @@ class IndexRun:
         exists and opens."""
         m = self._manifest
         changed = bool(self.stats.chunks_written or self.stats.chunks_deleted)
-        # A build reads and links every vector: its deadline grows with them (about 10,000
-        # rows/s on 2 cores; ANN_BUILD_ROWS_PER_S is a quarter of that).
+        # A build reads and links every vector: its deadline grows with them (1M rows took
+        # 10 min on 2 cores, 1,600 rows/s; ANN_BUILD_ROWS_PER_S is half that).
         try:
             meta = await self._w(m.meta, what="reading the manifest meta")
             dim = int(meta["dim"]) if meta.get("dim", "").isdigit() else None
