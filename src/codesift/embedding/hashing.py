@@ -35,7 +35,7 @@ class HashEmbedder:
             raise ValueError(f"hash embedder dim must be an int >= 8, got {dim!r}")
         self.dim = dim
         self.name = f"hash-{dim}"
-        self._cache: dict[str, tuple[list[int], list[float]]] = {}
+        self._cache: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
     # -- features ---------------------------------------------------------------
@@ -65,10 +65,13 @@ class HashEmbedder:
             val.append(sign * weight)
         return idx, val
 
-    def _lookup(self, word: str) -> tuple[list[int], list[float]]:
+    def _vector(self, word: str) -> np.ndarray:
+        """The word's own vector (its features' signed weights, summed per bucket), cached."""
         hit = self._cache.get(word)
         if hit is None:
-            hit = self._features(word)
+            idx, val = self._features(word)
+            hit = np.bincount(np.asarray(idx, dtype=np.int64), weights=np.asarray(val, dtype=np.float64),
+                              minlength=self.dim)
             with self._lock:
                 if len(self._cache) >= _CACHE_LIMIT:
                     self._cache.clear()
@@ -77,31 +80,27 @@ class HashEmbedder:
 
     # -- protocol -----------------------------------------------------------------
     def embed(self, texts: list[str]) -> np.ndarray:
+        """Each text's vector: the sum of its words' vectors (a count matrix times the
+        batch's distinct word vectors), L2-normalised."""
         n = len(texts)
-        dim = self.dim
-        idx: list[int] = []
-        val: list[float] = []
+        ids: dict[str, int] = {}
+        cols: list[int] = []
         counts: list[int] = []
-        lookup = self._lookup
         for text in texts:
-            start = len(idx)
-            for word in _WORD.findall(text):
-                i, v = lookup(word)
-                idx.extend(i)
-                val.extend(v)
-            if len(idx) == start:
+            words = _WORD.findall(text)
+            if not words:
                 # No words: use punctuation pieces, or a fixed "empty" feature, so
                 # every vector has unit norm.
-                for piece in _COUNT.findall(text) or [""]:
-                    i, v = lookup("\0" + piece)
-                    idx.extend(i)
-                    val.extend(v)
-            counts.append(len(idx) - start)
-        flat = np.asarray(idx, dtype=np.int64)
-        if n:
-            flat += np.repeat(np.arange(n, dtype=np.int64) * dim, counts)
-        out = np.bincount(flat, weights=np.asarray(val, dtype=np.float64), minlength=n * dim)
-        out = out.reshape(n, dim).astype(np.float32)
+                words = ["\0" + piece for piece in (_COUNT.findall(text) or [""])]
+            cols.extend([ids.setdefault(w, len(ids)) for w in words])
+            counts.append(len(words))
+        u = len(ids)
+        if not n:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        rows = np.repeat(np.arange(n, dtype=np.int64), counts)
+        tally = np.bincount(rows * u + np.asarray(cols, dtype=np.int64), minlength=n * u).reshape(n, u)
+        vectors = np.stack([self._vector(w) for w in ids])
+        out = (tally.astype(np.float64) @ vectors).astype(np.float32)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
         return out

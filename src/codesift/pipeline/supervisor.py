@@ -59,6 +59,7 @@ from .writer import StoreWriter
 log = logging.getLogger("codesift.pipeline")
 
 EMBED_Q_SIZE = 32
+CHEAP_BATCH = 256  # chunks per embed call at least, for a cheap embedder (_batch_size)
 DISCOVER_BATCH = 512
 MONITOR_INTERVAL_S = 1.0
 LEXICAL_FLUSH_S = 0.5  # the fast tier commits at least this often while it has rows
@@ -616,7 +617,7 @@ class IndexRun:
             nonlocal batch
             todo, batch = batch, []
             while todo:
-                size = self.cfg.batch_size if not self.memory.under_pressure else max(1, self.cfg.batch_size // 4)
+                size = self._batch_size() if not self.memory.under_pressure else max(1, self.cfg.batch_size // 4)
                 part, todo = todo[:size], todo[size:]
                 await self._embed_batch(part, backoff, breaker, write_q)
 
@@ -636,10 +637,19 @@ class IndexRun:
                 continue
             for idx in range(len(item.work.chunks)):
                 batch.append((item, idx))
-                if len(batch) >= self.cfg.batch_size:
+                if len(batch) >= self._batch_size():
                     await flush()
         await self._put(write_q, _END, "embed", "write")
         st.done()
+
+    def _batch_size(self) -> int:
+        """Chunks per embed call: ``--batch-size``, or at least CHEAP_BATCH for an embedder
+        that costs less than the per-call overhead (hash, static; known once loaded)."""
+        from ..embedding.protocol import is_cheap
+
+        if self._embedder is not None and is_cheap(self._embedder):
+            return max(self.cfg.batch_size, CHEAP_BATCH)
+        return self.cfg.batch_size
 
     async def _embed_batch(self, part, backoff, breaker, write_q) -> None:
         st = self.stats.stage("embed")
@@ -701,7 +711,10 @@ class IndexRun:
 
     async def _embed_cache(self, embedder):
         """The content-addressed cache, opened on first use (None when disabled)."""
-        if not self.cfg.embed_cache or self._cache_disabled:
+        from ..embedding.protocol import is_cheap
+
+        # A cheap embedder (hash, static) computes a vector faster than the cache looks one up.
+        if not self.cfg.embed_cache or self._cache_disabled or is_cheap(embedder):
             return None
         if self._cache is None:
             from ..store.embed_cache import EmbedCache

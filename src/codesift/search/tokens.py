@@ -14,6 +14,7 @@ Pure standard library: it is imported by the indexing pipeline too.
 
 from __future__ import annotations
 
+import functools
 import re
 
 _WORD = re.compile(r"[^\W\d_]\w*|\d+")
@@ -31,17 +32,23 @@ def split_identifier(word: str) -> list[str]:
     return parts
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _word_tokens(word: str) -> tuple[str, ...]:
+    """One word's tokens: whole (lower-cased), then its parts if compound. Cached: code
+    repeats its identifiers, and this runs for every word of every chunk."""
+    parts = split_identifier(word)
+    # one spelling for every naming convention: parse_config_file, ParseConfigFile,
+    # parseConfigFile and PARSE_CONFIG_FILE all give "parseconfigfile"
+    if len(parts) > 1:
+        return ("".join(parts)[:_MAX_TOKEN], *parts)
+    return (word.lower()[:_MAX_TOKEN],)
+
+
 def analyze(text: str) -> list[str]:
     """Tokens of ``text``: every identifier whole (lower-cased), then its parts if compound."""
     out: list[str] = []
     for word in _WORD.findall(text):
-        parts = split_identifier(word)
-        # one spelling for every naming convention: parse_config_file, ParseConfigFile,
-        # parseConfigFile and PARSE_CONFIG_FILE all give "parseconfigfile"
-        whole = "".join(parts) if len(parts) > 1 else word.lower()
-        out.append(whole[:_MAX_TOKEN])
-        if len(parts) > 1:
-            out.extend(parts)
+        out.extend(_word_tokens(word))
     return out
 
 
