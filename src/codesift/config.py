@@ -138,11 +138,6 @@ class IndexConfig:
     # Above this many vectors, a run builds an HNSW graph of them, so a search scores a
     # few hundred rows instead of all (store/ann.py).
     ann_min_rows: int = ANN_MIN_ROWS
-    # With a cheap embedder (hash, static), chunk in a spawned worker process once a run
-    # has 200 files (pipeline/chunk_pool.py). The CLI turns it on; for the Python API it is
-    # opt-in, because spawning re-imports the caller's main script (which needs the usual
-    # ``if __name__ == "__main__":`` guard).
-    chunk_process: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.deadlines, Deadlines):

@@ -147,7 +147,7 @@ def cmd_index(args) -> int:
         max_file_size=C.parse_size(args.max_file_size), batch_size=args.batch_size, retries=args.retries,
         deadlines=_deadlines(args),
         memory_limit=C.parse_size(args.memory_limit) if args.memory_limit else C.default_memory_limit(),
-        lock_wait_s=args.wait, threads=args.threads, chunk_process=True,
+        lock_wait_s=args.wait, threads=args.threads,
         backoff_base_s=args.backoff, engine=args.engine, ray_address=args.ray_address, workers=args.workers,
         gpus_per_worker=args.gpus_per_worker,
         embed_cache=not args.no_embed_cache,

@@ -19,7 +19,6 @@ see :mod:`.threads`), memory backpressure, and the stall watchdog over all of th
 from __future__ import annotations
 
 import asyncio
-import collections
 import dataclasses
 import functools
 import logging
@@ -60,8 +59,7 @@ from .writer import StoreWriter
 log = logging.getLogger("codesift.pipeline")
 
 EMBED_Q_SIZE = 32
-CHEAP_BATCH = 256
-CHUNK_AHEAD = 4  # files in flight to the chunking process (_read_and_chunk_files)  # chunks per embed call at least, for a cheap embedder (_batch_size)
+CHEAP_BATCH = 256  # chunks per embed call at least, for a cheap embedder (_batch_size)
 DISCOVER_BATCH = 512
 MONITOR_INTERVAL_S = 1.0
 LEXICAL_FLUSH_S = 0.5  # the fast tier commits at least this often while it has rows
@@ -172,8 +170,6 @@ class IndexRun:
         self._t0 = time.monotonic()
         self._prefetching = False
         self._store_lock = asyncio.Lock()
-        self._pool = None  # the chunking process (_chunk_pool)
-        self._pool_tried = False
 
     # ------------------------------------------------------------------ helpers
     async def _w(self, fn, *args, what: str, **kwargs):
@@ -546,46 +542,8 @@ class IndexRun:
                                            old_chunks=prev.chunk_count if prev else 0), "discover", "write")
 
     async def _read_and_chunk(self, read_q: asyncio.Queue, embed_q: asyncio.Queue, write_q: asyncio.Queue) -> None:
-        try:
-            await self._read_and_chunk_files(read_q, embed_q, write_q)
-        finally:
-            if self._pool is not None:
-                self._pool.close()  # whichever way the stage ends: no worker outlives it
-
-    async def _read_and_chunk_files(self, read_q: asyncio.Queue, embed_q: asyncio.Queue,
-                                    write_q: asyncio.Queue) -> None:
         st = self.stats.stage("read")
         cfg = self.cfg
-        # With the chunking process, a few files are in flight at once, so it chunks one
-        # while this task reads the next; they are handed on in order.
-        ahead: collections.deque = collections.deque()
-
-        async def hand_on(entry, outcome, prev, done) -> None:
-            work, reason = done
-            if work is None:
-                failed = stages.ReadOutcome(STATUS_ERROR, outcome.size, outcome.mtime_ns, outcome.file_hash,
-                                            reason=reason)
-                await self._put(write_q, outcome_item(entry.path, failed, prev), "read", "write")
-            else:
-                work.vectors = [None] * len(work.chunks)
-                await self._put(embed_q, outcome_item(entry.path, outcome, prev, work), "read", "embed")
-
-        async def drain(keep: int) -> None:
-            while len(ahead) > keep:
-                entry, outcome, prev, task = ahead.popleft()
-                await hand_on(entry, outcome, prev, await task)
-                st.progress()
-
-        try:
-            await self._read_files(read_q, st, cfg, ahead, hand_on, drain, write_q)
-            await drain(0)
-        finally:
-            for *_, task in ahead:
-                task.cancel()
-        await self._put(embed_q, _END, "read", "embed")
-        st.done()
-
-    async def _read_files(self, read_q, st, cfg, ahead, hand_on, drain, write_q) -> None:
         while True:
             entry = await self._get(read_q, "read", "read")
             if entry is _END:
@@ -606,62 +564,34 @@ class IndexRun:
                 self._note_problem(entry.path, outcome.kind, outcome.reason)
                 await self._put(write_q, outcome_item(entry.path, outcome, prev), "read", "write")
             else:
-                task = asyncio.ensure_future(self._chunk_with_reason(entry, outcome))
-                if self._pool is not None and self._pool.broken is None:
-                    ahead.append((entry, outcome, prev, task))
-                    await drain(CHUNK_AHEAD - 1)
-                    st.pending = 0
-                    continue
-                await drain(0)
-                await hand_on(entry, outcome, prev, await task)
+                work = await self._chunk(entry, outcome)
+                if work is None:
+                    failed = stages.ReadOutcome(STATUS_ERROR, outcome.size, outcome.mtime_ns, outcome.file_hash,
+                                                reason=self._last_chunk_error)
+                    await self._put(write_q, outcome_item(entry.path, failed, prev), "read", "write")
+                else:
+                    work.vectors = [None] * len(work.chunks)
+                    await self._put(embed_q, outcome_item(entry.path, outcome, prev, work), "read", "embed")
             st.pending = 0
             st.progress()
+        await self._put(embed_q, _END, "read", "embed")
+        st.done()
 
     _last_chunk_error = ""
-
-    async def _chunk_with_reason(self, entry: FileEntry, outcome: stages.ReadOutcome):
-        """``(work, None)``, or ``(None, why chunking failed)``: read before any other
-        file's chunking can set it (no await between)."""
-        work = await self._chunk(entry, outcome)
-        return work, (self._last_chunk_error if work is None else None)
 
     def _note_problem(self, path: str, kind: str, reason: str | None) -> None:
         self.stats.skipped.append({"path": path, "reason": reason})
         if kind == STATUS_ERROR:
             self.stats.errors.append({"path": path, "reason": reason})
 
-    async def _chunk_pool(self, embedder):
-        """The chunking process (pipeline/chunk_pool.py) once a run with a cheap embedder
-        has MIN_FILES files, on a machine with a second CPU; else None (threads)."""
-        from ..embedding.protocol import is_cheap
-        from . import chunk_pool
-
-        if self._pool is None and not self._pool_tried and self.stats.files_seen >= chunk_pool.MIN_FILES:
-            self._pool_tried = True
-            if is_cheap(embedder) and (os.cpu_count() or 1) >= 2 and self.cfg.chunk_process:
-                self._pool = chunk_pool.ChunkPool(self.cfg.embedder)
-                if await self._pool.start(self.cfg.deadlines.model_load):
-                    log.info("chunking in a worker process from here on (%d files seen)", self.stats.files_seen)
-        return self._pool if self._pool is not None and self._pool.broken is None else None
-
     async def _chunk(self, entry: FileEntry, outcome: stages.ReadOutcome) -> FileWork | None:
-        from .chunk_pool import PoolFailed
-
         embedder = await self._get_embedder()
         budget = stages.chunk_budget(embedder)
-        timeout_s = self.cfg.deadlines.parse * 2 + 30
         try:
             hard = stages.hard_token_limit(embedder)
-            pool = await self._chunk_pool(embedder)
-            if pool is not None:
-                result = await pool.chunk(entry.path, outcome.text, budget, self.cfg.deadlines.parse, hard,
-                                          timeout_s=timeout_s)
-            else:
-                result = await run_in_thread(
-                    _chunk_call, entry.path, outcome.text, self._count_tokens, budget, self.cfg.deadlines.parse,
-                    hard, timeout_s=timeout_s, stage="chunk", what="chunking", path=entry.path)
-        except PoolFailed as exc:
-            reason = f"chunking failed: {exc}"
+            result = await run_in_thread(
+                _chunk_call, entry.path, outcome.text, self._count_tokens, budget, self.cfg.deadlines.parse, hard,
+                timeout_s=self.cfg.deadlines.parse * 2 + 30, stage="chunk", what="chunking", path=entry.path)
         except StageTimeoutError as exc:
             reason = f"chunking did not finish within its deadline ({exc.message})"
         except Exception as exc:  # a chunker bug is this file's problem: recorded, shown, --strict fails
