@@ -32,7 +32,7 @@ def split_identifier(word: str) -> list[str]:
     return parts
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=1 << 13)  # ~3 MB; most words of code are frequent ones
 def _word_tokens(word: str) -> tuple[str, ...]:
     """One word's tokens: whole (lower-cased), then its parts if compound. Cached: code
     repeats its identifiers, and this runs for every word of every chunk."""
