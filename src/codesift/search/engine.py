@@ -338,6 +338,33 @@ def relative_path(root: Path, path: str) -> str:
     return p.as_posix()  # relative to the root as given (pathlib already dropped a leading "./")
 
 
+def index_key(index_dir: Path) -> tuple:
+    """Changes whenever an index run commits (the manifest and its WAL are written last)
+    or a rebuild swaps in another generation (another file behind the link)."""
+    key = []
+    for suffix in ("", "-wal"):
+        try:
+            st = os.stat(f"{Path(index_dir) / 'manifest.sqlite'}{suffix}")
+            key.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        except OSError:
+            key.append(None)
+    return tuple(key)
+
+
+def reopen_searcher(root: Path, index_dir: Path, embedders: dict) -> Searcher:
+    """A searcher over the index as it is now, with the model already loaded for its
+    embedder spec when ``embedders`` holds one (a long-lived process loads it once)."""
+    searcher = open_searcher(root, index_dir)
+    searcher._embedder = embedders.get(searcher.embedder_spec)
+    return searcher
+
+
+def remember_embedder(searcher: Searcher, embedders: dict) -> None:
+    """Keep ``searcher``'s loaded model for the searchers that replace it."""
+    if searcher._embedder is not None and searcher.embedder_spec:
+        embedders[searcher.embedder_spec] = searcher._embedder
+
+
 def open_searcher(root: Path, index_dir: Path) -> Searcher:
     return Searcher(root, index_dir)
 

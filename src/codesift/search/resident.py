@@ -276,27 +276,15 @@ class _Server:
                 log.error("a search has run for %.0f s: the resident process exits", time.monotonic() - since)
                 os._exit(3)
 
-    def _index_key(self) -> tuple:
-        key = []
-        for suffix in ("", "-wal"):
-            try:
-                st = os.stat(f"{self.index_dir / 'manifest.sqlite'}{suffix}")
-                key.append((st.st_mtime_ns, st.st_size, st.st_ino))
-            except OSError:
-                key.append(None)
-        return tuple(key)
-
     def _searcher(self):
         """The searcher over the index as it is now; the model kept across commits."""
-        from .engine import open_searcher
+        from .engine import index_key, remember_embedder, reopen_searcher
 
-        key = self._index_key()
+        key = index_key(self.index_dir)
         if self.searcher is None or key != self.key:
-            if self.searcher is not None and self.searcher._embedder is not None:
-                self.embedders[self.searcher.embedder_spec] = self.searcher._embedder
-            searcher = open_searcher(self.root, self.index_dir)
-            searcher._embedder = self.embedders.get(searcher.embedder_spec)
-            self.searcher, self.key = searcher, key
+            if self.searcher is not None:
+                remember_embedder(self.searcher, self.embedders)
+            self.searcher, self.key = reopen_searcher(self.root, self.index_dir, self.embedders), key
         return self.searcher
 
     def answer(self, req: dict) -> dict:

@@ -231,15 +231,23 @@ def refresh(db: sqlite3.Connection, dim: int | None, *, min_rows: int = MIN_ROWS
     try:
         done = _tx(db, go)
     finally:
-        keep = db.execute("SELECT file FROM q_ann").fetchone() if _has_table(db) else None
-        for p in files(folder):
-            if keep is None or p.name != keep[0]:
-                try:
-                    p.unlink()
-                except OSError as exc:  # no row names it, so no search reads it; the next refresh retries
-                    log.warning("could not remove the unused ANN file %s: %s", p, exc.strerror or exc)
+        _remove_unused(db, folder)  # a build that failed midway leaves its file: no row names it
     return done
 
 
-def _has_table(db: sqlite3.Connection) -> bool:
-    return db.execute("SELECT 1 FROM sqlite_master WHERE name = 'q_ann'").fetchone() is not None
+def _remove_unused(db: sqlite3.Connection, folder: Path) -> None:
+    """Remove the graph files no ``q_ann`` row names (never raises: it runs after the
+    refresh's own outcome, which it must not mask; what it cannot remove, the next
+    refresh removes)."""
+    try:
+        listed = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'q_ann'").fetchone() is not None
+        keep = db.execute("SELECT file FROM q_ann").fetchone() if listed else None
+    except sqlite3.Error as exc:
+        log.warning("unused ANN files were left for the next run: the manifest could not be read (%s)", exc)
+        return
+    for p in files(folder):
+        if keep is None or p.name != keep[0]:
+            try:
+                p.unlink()
+            except OSError as exc:  # no row names it, so no search reads it; the next refresh retries
+                log.warning("could not remove the unused ANN file %s: %s", p, exc.strerror or exc)

@@ -91,15 +91,10 @@ class Repo:
         self.stale_cache: tuple | None = None  # (index key, monotonic time, stale dict)
 
     def index_key(self) -> tuple:
-        """Changes whenever an index run commits (the manifest is written last)."""
-        key = []
-        for suffix in ("", "-wal"):
-            try:
-                st = os.stat(f"{self.index_dir / 'manifest.sqlite'}{suffix}")
-                key.append((st.st_mtime_ns, st.st_size))
-            except OSError:
-                key.append(None)
-        return tuple(key)
+        """Changes whenever an index run commits (see :func:`search.engine.index_key`)."""
+        from ...search.engine import index_key
+
+        return index_key(self.index_dir)
 
 
 def repo_names(roots: list[Path]) -> list[str]:
@@ -166,20 +161,15 @@ class CodesiftService:
         embedder kept (the model loads once per process)."""
         key = repo.index_key()
         if repo.searcher is None or key != repo.searcher_key:
-            from ...search.engine import open_searcher
+            from ...search.engine import reopen_searcher
 
-            searcher = open_searcher(repo.root, repo.index_dir)
-            spec = getattr(searcher, "embedder_spec", None)
-            if spec in self._embedders:
-                searcher._embedder = self._embedders[spec]
-            repo.searcher, repo.searcher_key = searcher, key
+            repo.searcher, repo.searcher_key = reopen_searcher(repo.root, repo.index_dir, self._embedders), key
         return repo.searcher
 
     def _remember_embedder(self, searcher) -> None:
-        emb = getattr(searcher, "_embedder", None)
-        spec = getattr(searcher, "embedder_spec", None)
-        if emb is not None and spec:
-            self._embedders[spec] = emb
+        from ...search.engine import remember_embedder
+
+        remember_embedder(searcher, self._embedders)
 
     def tool_search_code(self, args: dict, call: Call) -> tuple[dict, str]:
         query = str_arg(args, "query", max_len=MAX_QUERY_CHARS)
