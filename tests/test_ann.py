@@ -83,7 +83,7 @@ def test_a_run_builds_the_index_past_the_threshold_keeps_it_and_drops_it_below(t
     assert idx.verify()["consistent"]
 
 
-def test_a_search_through_the_lists_finds_each_chunks_own_text_first(tmp_path, probing):
+def test_a_search_through_the_graph_finds_each_chunks_own_text_first(tmp_path, probing):
     root = tree(tmp_path / "repo", 40)
     idx = codesift.open(root, tmp_path / "index")
     assert idx.index(embedder="hash", ann_min_rows=50).summary()["ann"]["action"] == "built"
@@ -92,9 +92,10 @@ def test_a_search_through_the_lists_finds_each_chunks_own_text_first(tmp_path, p
     db = sqlite3.connect(idx.index_dir / "manifest.sqlite")
     sample = db.execute("SELECT id, content FROM q_chunks ORDER BY rowid LIMIT 30").fetchall()
     db.close()
-    for cid, content in sample:
-        hits = searcher.search(content, k=5, mode="vector")
-        assert hits and hits[0].id == cid
+    first = [searcher.search(content, k=5, mode="vector")[0].id == cid for cid, content in sample]
+    # HNSW is approximate: a node can be left poorly linked by a (threaded, so not
+    # deterministic) build; with 10 candidates of 80 rows, about one sample in 200 misses
+    assert sum(first) >= len(sample) - 3
 
 
 def test_rows_committed_after_the_build_are_found(tmp_path, probing):
