@@ -62,7 +62,7 @@ class MiniLMEmbedder:
     max_tokens: int | None = MAX_TOKENS
 
     def __init__(self, *, threads: int = 0, model_path: str | None = None, quantize: bool = True,
-                 device: str = "cpu", gpu_memory_limit: int | None = None) -> None:
+                 device: str = "cpu", gpu_memory_limit: int | None = None, queries: bool = False) -> None:
         try:
             import onnxruntime  # noqa: F401  (checked here for a clear message)
             from tokenizers import Tokenizer
@@ -105,7 +105,7 @@ class MiniLMEmbedder:
         self.device = device
         gpu_limit = gpu_limit_for(self, "minilm", gpu_memory_limit) if device == "cuda" else None
         self._session = make_session(model_path, threads=self.threads, device=device, spec="minilm",
-                                     gpu_mem_limit=gpu_limit)
+                                     gpu_mem_limit=gpu_limit, queries=queries)
         self._input_names = {i.name for i in self._session.get_inputs()}
         self._output_name = self._session.get_outputs()[0].name
         self.model_path = model_path

@@ -137,7 +137,7 @@ def _bool_option(spec: Spec, key: str) -> bool | None:
     raise ConfigError(f"embedder {spec.text!r}: option {key} must be true or false, got {raw!r}", stage="embed")
 
 
-def load_onnx_folder(spec: Spec, *, threads: int = 0) -> "OnnxFolderEmbedder":
+def load_onnx_folder(spec: Spec, *, threads: int = 0, queries: bool = False) -> "OnnxFolderEmbedder":
     spec.check_options(OPTIONS)
     if not spec.body:
         raise ConfigError(f"embedder {spec.text!r}: expected onnx:DIR (a folder with model.onnx and "
@@ -153,7 +153,7 @@ def load_onnx_folder(spec: Spec, *, threads: int = 0) -> "OnnxFolderEmbedder":
         query_prefix=spec.option("query_prefix"), document_prefix=spec.option("document_prefix"),
         pooling=pooling, normalize=_bool_option(spec, "normalize"),
         max_tokens=spec.int_option("max_tokens", None, minimum=8),
-        gpu_memory_limit=parse_size(limit) if limit else None, spec=spec.text)
+        gpu_memory_limit=parse_size(limit) if limit else None, spec=spec.text, queries=queries)
 
 
 class OnnxFolderEmbedder:
@@ -162,7 +162,8 @@ class OnnxFolderEmbedder:
     def __init__(self, folder: str | os.PathLike, *, threads: int = 0, device: str | None = None,
                  device_explicit: bool = False, query_prefix: str | None = None,
                  document_prefix: str | None = None, pooling: str | None = None, normalize: bool | None = None,
-                 max_tokens: int | None = None, gpu_memory_limit: int | None = None, spec: str = "") -> None:
+                 max_tokens: int | None = None, gpu_memory_limit: int | None = None, spec: str = "",
+                 queries: bool = False) -> None:
         try:
             from tokenizers import Tokenizer
         except ImportError as exc:  # pragma: no cover - a declared dependency
@@ -224,7 +225,7 @@ class OnnxFolderEmbedder:
         self.device = resolve_device(device, spec, explicit=device_explicit)
         gpu_limit = gpu_limit_for(self, spec, gpu_memory_limit) if self.device == "cuda" else None
         self._session = make_session(str(model_path), threads=self.threads, device=self.device, spec=spec,
-                                     gpu_mem_limit=gpu_limit)
+                                     gpu_mem_limit=gpu_limit, queries=queries)
         self._inputs = [i.name for i in self._session.get_inputs()]
         unknown = [n for n in self._inputs if n not in ("input_ids", "attention_mask", "token_type_ids",
                                                         "position_ids")]

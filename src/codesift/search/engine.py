@@ -115,7 +115,7 @@ class Searcher:
         if self._embedder is None:
             from ..embedding import load_embedder
 
-            emb = load_embedder(self.embedder_spec)
+            emb = load_embedder(self.embedder_spec, queries=True)
             built = _index_meta(self.layout).get("embedder")
             if built and emb.name != built:
                 emb = _compatible_embedder(self.embedder_spec, built, emb)
@@ -304,7 +304,7 @@ def _compatible_embedder(spec: str, built: str, loaded):
         from ..embedding import minilm
 
         if built == getattr(minilm, "SHIPPED_NAME", None):
-            emb = minilm.MiniLMEmbedder(quantize=False)  # an index built before the per-channel model
+            emb = minilm.MiniLMEmbedder(threads=1, quantize=False, queries=True)  # an index built before the per-channel model
             if emb.name == built:
                 return emb
     raise EmbedderMismatchError(
