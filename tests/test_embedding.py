@@ -316,6 +316,19 @@ def test_minilm_count_tokens(minilm):
     assert count_tokens_for(minilm) == minilm.count_tokens
 
 
+def test_minilm_sizing_without_the_model_counts_as_the_model_does(minilm):
+    from codesift.embedding.identity import builtin_chunking
+    from codesift.pipeline import stages
+
+    sizing = builtin_chunking("minilm?device=cpu")  # options do not change the tokenizer
+    texts = ["", "hello world", ADD, "naïve café 日本語", "x" * 70_000, "word " * 1000]
+    assert sizing.count_tokens(texts) == minilm.count_tokens(texts)
+    assert stages.chunk_budget(sizing) == stages.chunk_budget(minilm)
+    assert stages.hard_token_limit(sizing) == stages.hard_token_limit(minilm)
+    assert builtin_chunking("hash") is None and builtin_chunking("static") is None
+    assert builtin_chunking("minilm:bogus") is None  # not minilm's tokenizer: load the embedder
+
+
 def test_estimate_never_undercounts_minilm_on_code(minilm):
     import inspect
 

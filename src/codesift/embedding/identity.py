@@ -33,3 +33,22 @@ def builtin_identity(spec: str) -> tuple[str, int] | None:
         if rest.isdigit() and int(rest) >= 8:
             return f"hash-{int(rest)}", int(rest)
     return None
+
+
+def builtin_chunking(spec: str):
+    """What chunking needs of the embedder (``max_tokens``, ``count_tokens``) for a
+    ``minilm`` spec, without loading its model: the same tokenizer, so the chunks are the
+    ones the loaded embedder would make. None for any other spec (load the embedder)."""
+    from codesift.errors import ConfigError
+
+    from .spec import parse_spec
+
+    try:
+        parsed = parse_spec(spec)
+    except ConfigError:
+        return None
+    if parsed.kind == "minilm" and not parsed.body:
+        from .minilm import TokenCounter
+
+        return TokenCounter()
+    return None

@@ -54,6 +54,32 @@ def _load_tokenizer_json() -> str:
     )
 
 
+class TokenCounter:
+    """The model's token counts without the model: all that chunking needs of it
+    (``max_tokens`` and ``count_tokens``), ready in milliseconds, so an index run's fast
+    tier can chunk while the ONNX session loads (:func:`.identity.builtin_chunking`)."""
+
+    max_tokens = MAX_TOKENS
+
+    def __init__(self, raw: str | None = None) -> None:
+        from tokenizers import Tokenizer
+
+        self._counter = Tokenizer.from_str(raw if raw is not None else _load_tokenizer_json())
+        self._counter.no_padding()
+        self._counter.no_truncation()
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Token counts with special tokens ([CLS]/[SEP]), without truncation."""
+        if not texts:
+            return []
+        # Counts only decide whether a text fits the limit: past the cap, count the head and
+        # report at least "over the limit" (an over-count is safe: a note, never a silent
+        # truncation). Tokenizing huge texts in full cost ~65 MB of RSS per 500 KB.
+        capped = [t[:_TOKENIZE_CAP_CHARS] for t in texts]
+        counts = [len(e.ids) for e in self._counter.encode_batch(capped, add_special_tokens=True)]
+        return [c if len(t) <= _TOKENIZE_CAP_CHARS else max(c, MAX_TOKENS + 1) for c, t in zip(counts, texts)]
+
+
 class MiniLMEmbedder:
     """Sentence embeddings from all-MiniLM-L6-v2 (int8 weights), 384 dims, unit norm."""
 
@@ -94,9 +120,7 @@ class MiniLMEmbedder:
         self._tok = Tokenizer.from_str(raw)
         self._tok.no_padding()
         self._tok.enable_truncation(max_length=MAX_TOKENS)
-        self._counter = Tokenizer.from_str(raw)
-        self._counter.no_padding()
-        self._counter.no_truncation()
+        self._counting = TokenCounter(raw)
         self._pad_id = self._tok.token_to_id("[PAD]") or 0
 
         from .device import gpu_limit_for, make_session
@@ -140,14 +164,7 @@ class MiniLMEmbedder:
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Token counts with special tokens ([CLS]/[SEP]), without truncation."""
-        if not texts:
-            return []
-        # Counts only decide whether a text fits the limit: past the cap, count the head and
-        # report at least "over the limit" (an over-count is safe: a note, never a silent
-        # truncation). Tokenizing huge texts in full cost ~65 MB of RSS per 500 KB.
-        capped = [t[:_TOKENIZE_CAP_CHARS] for t in texts]
-        counts = [len(e.ids) for e in self._counter.encode_batch(capped, add_special_tokens=True)]
-        return [c if len(t) <= _TOKENIZE_CAP_CHARS else max(c, MAX_TOKENS + 1) for c, t in zip(counts, texts)]
+        return self._counting.count_tokens(texts)
 
     # -- internals ------------------------------------------------------------------
     def _run(self, batch_ids: list[list[int]]) -> np.ndarray:

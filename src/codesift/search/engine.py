@@ -139,7 +139,9 @@ class Searcher:
         if self._empty():
             return [[] for _ in queries]
         vectors = None
-        if mode != "text":
+        # no vector committed yet (a first run's fast tier): the legs that need none answer,
+        # without loading the model
+        if mode != "text" and getattr(self.backend(), "vectors", 1):
             todo = [i for i, q in enumerate(queries) if q.strip()]
             vectors = [None] * len(queries)
             if todo:
