@@ -144,8 +144,9 @@ def test_query_words_in_a_file_name_lift_it_including_inflections(tmp_path):
                               "func Serve(requests int) int {\n\treturn requests\n}\n"),
     })
     q = "request throttling middleware"
-    assert _paths(s, q, 2, frozenset({"path"}))[0] == "server/handler.go"
-    assert _paths(s, q, 2)[0] == "middleware/throttler.go"
+    # topic off in both: with one chunk per file it would only repeat the vector leg's order
+    assert _paths(s, q, 2, frozenset({"path", "topic"}))[0] == "server/handler.go"
+    assert _paths(s, q, 2, frozenset({"topic"}))[0] == "middleware/throttler.go"
 
 
 def test_path_words_match_plural_and_inflected_forms():
@@ -179,6 +180,40 @@ def test_a_file_with_several_strong_chunks_lifts_its_best():
     assert [c.row["id"] for c in rank(q, cands(), 2)][0] == "m0"
 
 
+# ---------------------------------------------------------------- topic: what a whole file is about
+def test_a_file_about_the_query_as_a_whole_lifts_its_chunks():
+    def cands():
+        return [Candidate({"id": "stray", "path": "util/misc.py", "content": ""}, cos=0.62, bm=0.0, file_cos=0.20),
+                Candidate({"id": "topical", "path": "net/client.py", "content": ""}, cos=0.60, bm=0.0, file_cos=0.55),
+                Candidate({"id": "other", "path": "db/pool.py", "content": ""}, cos=0.40, bm=0.0, file_cos=0.30)]
+
+    q = "how are retries scheduled"
+    assert [c.row["id"] for c in rank(q, cands(), 3, frozenset({"topic"}))][0] == "stray"
+    assert [c.row["id"] for c in rank(q, cands(), 3)][0] == "topical"
+    # a symbol lookup asks for the defining chunk, whatever its file is about
+    assert [c.row["id"] for c in rank("RetryPolicy", cands(), 3)][0] == "stray"
+
+
+def test_each_files_mean_vector_covers_all_its_chunks(tmp_path):
+    import numpy as np
+
+    s = _repo(tmp_path, "topic", {
+        "net/retry.py": "\n\n".join(f"def retry_{i}(call):\n    # retry the call with backoff\n    return call()\n"
+                                     for i in range(6)),
+        "util/misc.py": "def retry_once(call):\n    return call()\n\n\ndef format_date(d):\n    return d.isoformat()\n",
+    })
+    backend = s.backend()
+    query = s.embedder().embed(["retry the call with backoff"])[0]
+    got = backend.file_cosines(query)
+    assert set(got) == {"net/retry.py", "util/misc.py"}
+    paths, path_of, _ = backend._row_files()
+    for path, cos in got.items():
+        rows = backend.matrix[path_of == paths.index(path)]
+        mean = rows.sum(axis=0) / np.linalg.norm(rows.sum(axis=0))
+        assert abs(cos - float(mean @ (query / np.linalg.norm(query)))) < 1e-5
+    assert got["net/retry.py"] > got["util/misc.py"]
+
+
 # ---------------------------------------------------------------- the CLI's ablation switch
 def test_cli_no_signal_switches_a_signal_off_and_rejects_unknown_names(tmp_path):
     s = _repo(tmp_path, "cli", {"src/parser.py": PARSER, "tests/test_parser.py": PARSER_TEST})
@@ -195,7 +230,7 @@ def test_cli_no_signal_switches_a_signal_off_and_rejects_unknown_names(tmp_path)
     assert json.loads(off.stdout)[0]["path"] == "tests/test_parser.py"
     bad = search("--no-signal", "nonsense")
     assert bad.returncode != 0 and "unknown ranking signal" in bad.stderr
-    assert set(SIGNALS) >= {"definitions", "priors", "path", "distinct", "coherence", "query_kind"}
+    assert set(SIGNALS) >= {"definitions", "priors", "path", "topic", "distinct", "coherence", "query_kind"}
 
 
 def test_empty_candidates_rank_to_nothing():

@@ -153,10 +153,15 @@ class TablesBackend:
     def _load(self) -> None:
         np = self._np
         # the fast tier's rows (no vector yet) are found by the text leg and the definitions only
-        rows = self.db.execute("SELECT chunk, vector FROM q_vectors ORDER BY chunk").fetchall()
+        rows = self.db.execute("SELECT v.chunk, v.vector, c.path, c.language FROM q_vectors v "
+                               "LEFT JOIN q_chunks c ON c.rowid = v.chunk ORDER BY v.chunk").fetchall()
         self.total = int(self.db.execute("SELECT count(*) FROM q_chunks").fetchone()[0])
         n = len(rows)
         self.rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
+        paths: dict[str, int] = {}
+        path_of = np.fromiter((paths.setdefault(r[2] or "", len(paths)) for r in rows), dtype=np.int32, count=n)
+        # (paths, path index per row, language per row): for filters and the files' mean vectors
+        self._files = (list(paths), path_of, np.asarray([r[3] or "" for r in rows], dtype=object))
         width = 2 * self.dim
         blobs = [r[1] for r in rows]
         if any(len(b) != width for b in blobs):
@@ -168,7 +173,7 @@ class TablesBackend:
         # stored unit-length (query_tables.QueryRows), so the product is the cosine
         self.matrix = matrix.astype(np.float32)
         self._ann = self._open_ann() if self._use_ann and n else None
-        self._files: tuple | None = None  # (paths, path index per row, language per row), on first filter
+        self._centroids = None  # unit mean vector per path of self._files, on first use
         self._masks: dict[Filter, object] = {}
         self._pos: dict[int, int] | None = None
 
@@ -196,18 +201,31 @@ class TablesBackend:
         return pos[self.rowids[pos] == rowids]
 
     def _row_files(self) -> tuple:
-        if self._files is None:
-            np = self._np
-            got = {r[0]: (r[1], r[2] or "") for r in self.db.execute("SELECT rowid, path, language FROM q_chunks")}
-            paths: dict[str, int] = {}
-            pairs = [got.get(int(r), ("", "")) for r in self.rowids]
-            index = np.fromiter((paths.setdefault(p, len(paths)) for p, _ in pairs), dtype=np.int32,
-                                count=len(pairs))
-            self._files = (list(paths), index, np.asarray([lang for _, lang in pairs], dtype=object))
         return self._files
 
     def count(self) -> int:
         return self.total
+
+    def file_cosines(self, vector) -> dict[str, float]:
+        """The cosine of ``vector`` with each file's mean chunk vector (the files with
+        vectors): what a file as a whole is about. The means are computed once per load
+        (tens of milliseconds at 20k rows); each query then costs one small product."""
+        np = self._np
+        if not len(self.rowids):
+            return {}
+        paths, path_of, _ = self._row_files()
+        if self._centroids is None:
+            # a file's chunks are committed together, so its rows are mostly one run: sum each
+            # run (no copy of the matrix), then add up the runs of each file
+            starts = np.flatnonzero(np.r_[True, path_of[1:] != path_of[:-1]])
+            sums = np.zeros((len(paths), self.matrix.shape[1]), dtype=np.float32)
+            np.add.at(sums, path_of[starts], np.add.reduceat(self.matrix, starts, axis=0))
+            norms = np.linalg.norm(sums, axis=1)
+            norms[norms == 0] = 1.0
+            self._centroids = sums / norms[:, None]
+        q = np.asarray(vector, dtype=np.float32)
+        q = q / (float(np.linalg.norm(q)) or 1.0)
+        return dict(zip(paths, (self._centroids @ q).tolist()))
 
     @property
     def vectors(self) -> int:

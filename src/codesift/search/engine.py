@@ -9,7 +9,7 @@ Modes and what ``Hit.score`` means in each:
   :mod:`codesift.search.ranking`: a fusion of the exact cosine (text candidates' stored
   vectors are compared with the query's) and BM25 scaled by the query's best, with weights
   that follow the query's kind, then named signals (definitions, path evidence, priors,
-  file coherence, distinct files). The score is comparable within one query only.
+  file topic, file coherence, distinct files). The score is comparable within one query only.
 
 ``vector`` and ``text`` return a leg's raw order: they exist to compare the legs.
 
@@ -256,7 +256,11 @@ class Searcher:
                 cos[r["id"]] = neutral
         best = max((float(r["_score"]) for r in trows), default=0.0) or 1.0
         bm = {r["id"]: float(r["_score"]) / best for r in trows}
-        cands = [Candidate(rows[i], cos[i], bm.get(i, 0.0)) for i in rows]
+        files: dict[str, float] = {}  # the query's cosine with each file's mean vector (query tables only)
+        backend = self.backend()
+        if vector is not None and "topic" not in self.disabled_signals and hasattr(backend, "file_cosines"):
+            files = backend.file_cosines(vector)
+        cands = [Candidate(rows[i], cos[i], bm.get(i, 0.0), files.get(rows[i]["path"])) for i in rows]
         return [_hit(c.row, c.score) for c in rank(info, cands, k, self.disabled_signals)]
 
 

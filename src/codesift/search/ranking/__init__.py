@@ -11,8 +11,10 @@ constant and reason, in this order:
 3. ``path``: query words found in a file's name or directory lift its chunks;
 4. ``priors``: tests, examples, docs, vendored, generated code and stubs rank below
    implementation unless the query asks for them;
-5. ``coherence``: a file with several strong chunks lifts its best one;
-6. ``distinct``: a file's second chunk ranks below the best chunks of other files unless
+5. ``topic``: a file whose chunks, taken together (the mean of all its vectors, not only
+   the candidates'), are about the query lifts each of its chunks;
+6. ``coherence``: a file with several strong chunks lifts its best one;
+7. ``distinct``: a file's second chunk ranks below the best chunks of other files unless
    it scores much higher.
 
 Every signal can be switched off by name (``disabled``) so each one is measured by ablation
@@ -27,7 +29,7 @@ from dataclasses import dataclass, field
 from . import evidence, priors
 from .query import MIXED, PROSE, SYMBOL, QueryInfo, understand
 
-SIGNALS = ("query_kind", "definitions", "path", "priors", "coherence", "distinct")
+SIGNALS = ("query_kind", "definitions", "path", "priors", "topic", "coherence", "distinct")
 
 # --- fusion (query_kind): share of the (max-scaled) BM25 score in the fused score
 # prose is paraphrase: the embedding carries it; a bare name is matched literally by BM25;
@@ -55,6 +57,13 @@ SYMBOL_FILE_BOOST = 0.5
 COHERENCE_BOOST = 0.25
 SYMBOL_COHERENCE_BOOST = 0.1
 
+# --- topic: each chunk gains this share of the best score, scaled by where its file's mean
+# vector (all its chunks, not only the candidates) falls between the candidate files' lowest
+# and highest cosine with the query. Not for a symbol lookup: its answer is one defining
+# chunk, whatever the rest of its file is about
+TOPIC_BOOST = 0.3
+SYMBOL_TOPIC_BOOST = 0.0
+
 # --- distinct: each further chunk of an already listed file is scaled by this factor
 DISTINCT_DECAY = 0.5
 
@@ -67,6 +76,7 @@ class Candidate:
     row: dict
     cos: float
     bm: float
+    file_cos: float | None = None  # the query's cosine with the file's mean chunk vector
     score: float = 0.0
     path: str = field(init=False)
 
@@ -91,6 +101,8 @@ def rank(query: str | QueryInfo, cands: Iterable[Candidate], k: int,
         boost_path(info, cands, top)
     if "priors" not in disabled:
         apply_priors(info, cands)
+    if "topic" not in disabled:
+        boost_topic(cands, top, SYMBOL_TOPIC_BOOST if info.kind == SYMBOL else TOPIC_BOOST)
     if "coherence" not in disabled:
         boost_coherence(cands, top, SYMBOL_COHERENCE_BOOST if info.kind == SYMBOL else COHERENCE_BOOST)
     return select(cands, k, "distinct" not in disabled)
@@ -151,6 +163,19 @@ def apply_priors(info: QueryInfo, cands: list[Candidate]) -> None:
         f = priors.prior(c.path, c.row.get("content") or "", info.asks, int(c.row.get("start_line") or 1))
         if f != 1.0:
             c.score = _scaled(c.score, f)
+
+
+def boost_topic(cands: list[Candidate], top: float, share: float) -> None:
+    """A file whose chunks, taken together, are about the query is evidence for each of them."""
+    known = [c.file_cos for c in cands if c.file_cos is not None]
+    if share <= 0 or len(known) < 2:
+        return
+    lo, hi = min(known), max(known)
+    if hi <= lo:
+        return
+    for c in cands:
+        if c.file_cos is not None:
+            c.score += share * top * (c.file_cos - lo) / (hi - lo)
 
 
 def boost_coherence(cands: list[Candidate], top: float, share: float = COHERENCE_BOOST) -> None:
