@@ -57,6 +57,19 @@ def wrapper(work: Path, off: str | None) -> Path:
     return path
 
 
+def indexed_chunks(manifest: Path) -> int | str:
+    import sqlite3
+
+    try:
+        db = sqlite3.connect(f"file:{manifest}?mode=ro", uri=True, timeout=5.0)
+        try:
+            return int(db.execute("SELECT COALESCE(SUM(chunk_count), 0) FROM files").fetchone()[0])
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return "-"
+
+
 def score(bench: Path, work: Path, label: str, repos: list[str], modes: str, *, reuse: bool,
           off: str | None, index_args: list[str]) -> tuple[list[dict], dict]:
     """score.py's per-repository rows and summary (its JSON lines on stdout)."""
@@ -201,6 +214,9 @@ def main() -> int:
     t0 = time.monotonic()
     rows, _ = score(bench, work, a.label, a.repo, ",".join(modes), reuse=a.reuse, off=None, index_args=a.index_args)
     main_s = time.monotonic() - t0
+    for r in rows:
+        if r.get("chunks") is None:  # a reused index: score.py did not index it, its manifest counts them
+            r["chunks"] = indexed_chunks(work / "index" / a.label / r["repo"] / "manifest.sqlite")
     report = tables(rows, modes)
     print(report)
     ablation = ""
