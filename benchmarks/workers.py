@@ -6,6 +6,7 @@ Each prints one JSON object on stdout::
     workers.py embed-only INDEX_DIR [--batch-size 16] [--threads 0]
     workers.py warm-search ROOT INDEX_DIR QUERIES_FILE [-k 10]
     workers.py mcp ROOT INDEX_DIR QUERIES_FILE [--init-runs 5] [-k 10]
+    workers.py watch ROOT INDEX_DIR [--edits 5]
 """
 
 from __future__ import annotations
@@ -182,6 +183,57 @@ def mcp(args) -> dict:
             "p99_s": pct(times, 99), "mean_s": statistics.mean(times)}
 
 
+def watch(args) -> dict:
+    """``codesift watch ROOT`` with its defaults; after its first cycle, each edit writes a file
+    with a new function and times save -> the first warm API search that finds it."""
+    import threading
+
+    import codesift
+
+    root, index_dir = Path(args.root), Path(args.index_dir)
+    proc = subprocess.Popen([sys.executable, "-m", "codesift", "watch", str(root), "--index-dir", str(index_dir)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(x.rstrip("\n") for x in proc.stderr), daemon=True)
+    reader.start()
+
+    def wait_line(text: str, start: int, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for i, line in enumerate(lines[start:], start):
+                if text in line:
+                    return i
+            if proc.poll() is not None:
+                raise RuntimeError("codesift watch exited:\n" + "\n".join(lines[-20:]))
+            time.sleep(0.02)
+        raise RuntimeError(f"no {text!r} from codesift watch within {timeout:g} s:\n" + "\n".join(lines[-20:]))
+
+    try:
+        wait_line("file(s) indexed", wait_line("watching", 0, 60), 900)  # the first cycle
+        index = codesift.open(root, index_dir)
+        index.search("warm up", k=1)
+        times = []
+        for i in range(args.edits):
+            name = f"watch_probe_{i}_{os.getpid()}"
+            path = root / f"watch_probe_{i}.py"
+            t0 = time.perf_counter()
+            path.write_text(f"def {name}(value):\n    return value + {i}\n", encoding="utf-8")
+            deadline = t0 + 60
+            while not any(h.path == path.name for h in index.search(name, k=3)):
+                if time.perf_counter() > deadline:
+                    raise RuntimeError(f"{path.name} not findable 60 s after the save")
+                time.sleep(0.01)
+            times.append(time.perf_counter() - t0)
+    finally:
+        proc.send_signal(2)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    return {"edits": len(times), "times_s": times, "p50_s": statistics.median(times), "max_s": max(times)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -203,8 +255,12 @@ def main() -> int:
     p.add_argument("queries")
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--init-runs", type=int, default=5)
+    p = sub.add_parser("watch")
+    p.add_argument("root")
+    p.add_argument("index_dir")
+    p.add_argument("--edits", type=int, default=5)
     args = ap.parse_args()
-    fn = {"embed-only": embed_only, "warm-search": warm_search, "mcp": mcp}[args.cmd]
+    fn = {"embed-only": embed_only, "warm-search": warm_search, "mcp": mcp, "watch": watch}[args.cmd]
     print(json.dumps(fn(args)))
     return 0
 
