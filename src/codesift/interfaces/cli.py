@@ -307,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # `kill -USR1 PID` dumps every thread's stack to stderr: a hang is diagnosable.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
+    _limit_malloc_arenas()  # before any thread starts
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
     try:
@@ -324,6 +325,36 @@ def main(argv: list[str] | None = None) -> int:
         # The reader went away (e.g. `| head`): not an error worth a traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+_M_ARENA_MAX = -8  # glibc's mallopt parameter for the most malloc arenas (malloc.h)
+
+
+def _limit_malloc_arenas() -> bool:
+    """Let glibc's malloc use one arena per CPU (at least 2) instead of 8 per CPU.
+
+    Each thread that meets a locked arena gets a new one, and memory freed in one arena is
+    not reused by the others: with the pipeline's threads, the full index of the CPython
+    corpus peaked at 601 MB with glibc's default and 548 MB with 2 arenas on 2 CPUs, in the
+    same time (409 s against 396 s). The CLI owns its process, so it sets this once, before
+    its threads start; the Python API leaves its caller's process as it is. A
+    ``MALLOC_ARENA_MAX`` in the environment wins. False where the C library has no
+    ``mallopt`` (not glibc): its own policy stands.
+    """
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 2
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    return mallopt(_M_ARENA_MAX, max(2, cpus)) == 1
 
 
 def _exit_now(code: int) -> None:
