@@ -74,6 +74,20 @@ def test_hash_deterministic_across_instances_and_processes():
     assert bytes.fromhex(out.stdout) == a.tobytes()
 
 
+def test_hash_vectors_do_not_depend_on_how_a_batch_is_grouped(monkeypatch):
+    from codesift.embedding import hashing
+
+    texts = ["def parse_xml(doc): return etree.fromstring(doc)", "", "!!", "class HttpClient: pass",
+             " ".join(f"token{i:05d}" for i in range(5000))]  # one long text of distinct words
+    whole = load_embedder("hash").embed(texts)
+    # tiny bounds: every text its own group, a few distinct words per block
+    monkeypatch.setattr(hashing, "_MAX_CELLS", 4)
+    monkeypatch.setattr(hashing, "_BLOCK_WORDS", 3)
+    grouped = load_embedder("hash").embed(texts)
+    np.testing.assert_allclose(grouped, whole, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(grouped, axis=1), 1.0, atol=1e-6)
+
+
 def test_hash_lexical_similarity():
     emb = load_embedder("hash")
     q, near, far = emb.embed(

@@ -22,6 +22,10 @@ _COUNT = re.compile(r"\w+|[^\w\s]")
 _TRIGRAM_WEIGHT = 0.35
 _PIECE_WEIGHT = 0.7
 _CACHE_LIMIT = 20_000  # bounded: RSS must stay flat on large corpora
+# bounds of embed()'s working memory, however distinct the words: count-matrix cells per
+# group of texts (8 bytes each, twice), and word vectors stacked at once (8 bytes × dim each)
+_MAX_CELLS = 1 << 21
+_BLOCK_WORDS = 4096
 
 
 class HashEmbedder:
@@ -78,29 +82,49 @@ class HashEmbedder:
                 self._cache[word] = hit
         return hit
 
+    @staticmethod
+    def _words(text: str) -> list[str]:
+        words = _WORD.findall(text)
+        # No words: use punctuation pieces, or a fixed "empty" feature, so every vector
+        # has unit norm.
+        return words or ["\0" + piece for piece in (_COUNT.findall(text) or [""])]
+
+    def _sum_words(self, group: list[list[str]]) -> np.ndarray:
+        """The summed word vectors of each text of ``group``: a (texts × distinct words)
+        count matrix times the word vectors, taken ``_BLOCK_WORDS`` distinct words at a time."""
+        ids: dict[str, int] = {}
+        cols = [ids.setdefault(w, len(ids)) for words in group for w in words]
+        n, u = len(group), len(ids)
+        rows = np.repeat(np.arange(n, dtype=np.int64), [len(words) for words in group])
+        tally = np.bincount(rows * u + np.asarray(cols, dtype=np.int64), minlength=n * u).reshape(n, u)
+        out = np.zeros((n, self.dim), dtype=np.float64)
+        names = list(ids)
+        for b in range(0, u, _BLOCK_WORDS):
+            block = names[b : b + _BLOCK_WORDS]
+            out += tally[:, b : b + len(block)].astype(np.float64) @ np.stack([self._vector(w) for w in block])
+        return out.astype(np.float32)
+
     # -- protocol -----------------------------------------------------------------
     def embed(self, texts: list[str]) -> np.ndarray:
-        """Each text's vector: the sum of its words' vectors (a count matrix times the
-        batch's distinct word vectors), L2-normalised."""
+        """Each text's vector: the sum of its words' vectors, L2-normalised. Texts are
+        summed in groups whose count matrix (texts × words) holds at most ``_MAX_CELLS``
+        cells, so memory stays bounded even for a batch whose words are nearly all
+        distinct (hashes, minified code) or for one very long text."""
         n = len(texts)
-        ids: dict[str, int] = {}
-        cols: list[int] = []
-        counts: list[int] = []
-        for text in texts:
-            words = _WORD.findall(text)
-            if not words:
-                # No words: use punctuation pieces, or a fixed "empty" feature, so
-                # every vector has unit norm.
-                words = ["\0" + piece for piece in (_COUNT.findall(text) or [""])]
-            cols.extend([ids.setdefault(w, len(ids)) for w in words])
-            counts.append(len(words))
-        u = len(ids)
-        if not n:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        rows = np.repeat(np.arange(n, dtype=np.int64), counts)
-        tally = np.bincount(rows * u + np.asarray(cols, dtype=np.int64), minlength=n * u).reshape(n, u)
-        vectors = np.stack([self._vector(w) for w in ids])
-        out = (tally.astype(np.float64) @ vectors).astype(np.float32)
+        out = np.zeros((n, self.dim), dtype=np.float32)
+        start = i = 0
+        group: list[list[str]] = []
+        total = 0
+        while i < n:
+            words = self._words(texts[i])
+            if group and (len(group) + 1) * (total + len(words)) > _MAX_CELLS:
+                out[start:i] = self._sum_words(group)
+                start, group, total = i, [], 0
+            group.append(words)
+            total += len(words)
+            i += 1
+        if group:
+            out[start:n] = self._sum_words(group)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
         return out

@@ -122,9 +122,6 @@ class Searcher:
             self._embedder = emb
         return self._embedder
 
-    def _empty(self) -> bool:
-        return self.backend().count() == 0
-
     # ------------------------------------------------------------------ public
     def search(self, query: str, k: int = 10, *, mode: str = "hybrid", **filters) -> list[Hit]:
         return self.search_many([query], k=k, mode=mode, **filters)[0]
@@ -136,12 +133,15 @@ class Searcher:
         queries = [q if isinstance(q, str) else str(q) for q in queries]
         if not queries:
             return []
-        if self._empty():
+        # one backend for the whole call: a commit in between reopens it for the next call,
+        # never under a query whose legs and vectors must come from the same snapshot
+        backend = self.backend()
+        if backend.count() == 0:
             return [[] for _ in queries]
         vectors = None
         # no vector committed yet (a first run's fast tier): the legs that need none answer,
         # without loading the model
-        if mode != "text" and getattr(self.backend(), "vectors", 1):
+        if mode != "text" and getattr(backend, "vectors", 1):
             todo = [i for i, q in enumerate(queries) if q.strip()]
             vectors = [None] * len(queries)
             if todo:
@@ -155,17 +155,17 @@ class Searcher:
             if not q.strip():
                 out.append([])
                 continue
-            out.append(self._one(q, None if vectors is None else vectors[i], k, mode, flt))
+            out.append(self._one(backend, q, None if vectors is None else vectors[i], k, mode, flt))
         return out
 
     def similar(self, file: str, line: int, k: int = 10, **filters) -> list[Hit]:
         """Chunks nearest (cosine) to the chunk of ``file`` containing ``line``, itself excluded.
         ``Hit.score`` is the cosine similarity."""
         flt = _filter(k, "vector", filters)
-        if self._empty():
+        backend = self.backend()
+        if backend.count() == 0:
             raise CodesiftError(f"nothing is indexed at {file}:{line}", stage="search")
         rel = self.relative_path(file)
-        backend = self.backend()
         rows = backend.rows_at(rel, line)
         if not rows:
             raise CodesiftError(f"no indexed chunk contains {rel}:{line} (is the file indexed? codesift status)",
@@ -177,12 +177,14 @@ class Searcher:
         return relative_path(self.root, path)
 
     # ------------------------------------------------------------------ legs
-    def _text_leg(self, query: str, flt, n: int, *, with_vectors: bool) -> list[dict]:
+    @staticmethod
+    def _text_leg(backend, query: str, flt, n: int, *, with_vectors: bool) -> list[dict]:
         from .tokens import query_text
 
-        return self.backend().text_leg(query_text(query).split(), flt, n, with_vectors=with_vectors)
+        return backend.text_leg(query_text(query).split(), flt, n, with_vectors=with_vectors)
 
-    def _definition_leg(self, names: Sequence[str], flt, n: int) -> list[dict]:
+    @staticmethod
+    def _definition_leg(backend, names: Sequence[str], flt, n: int) -> list[dict]:
         """Chunks whose stored ``symbol`` defines one of ``names`` (``Name``, ``Outer.Name``,
         ``ns::Name``), whatever either leg retrieved: the chunker's symbol table, not a text
         match. Then chunks of files named after a name (``Session.swift`` for ``Session``),
@@ -192,7 +194,6 @@ class Searcher:
         names = [x for x in names if x and len(x) > 1]
         if not names:
             return []
-        backend = self.backend()
         # a chunk that defines several names lists them as ``a, b, c``: the backends match a
         # substring (a superset), narrowed exactly here
         rows = backend.symbol_rows(names, flt, max(n * 20, 200))
@@ -205,25 +206,29 @@ class Searcher:
         named = backend.file_rows(names, flt, n)
         return rows + [r for r in named if r["id"] not in seen]
 
-    def _one(self, query: str, vector, k: int, mode: str, flt) -> list[Hit]:
-        backend = self.backend()
+    def _one(self, backend, query: str, vector, k: int, mode: str, flt) -> list[Hit]:
+        """One query's hits; ``vector`` is None when ``backend`` holds no vector yet."""
         if mode == "vector":
-            return [_hit(r, _cos(r)) for r in backend.vector_leg(vector, flt, k)]
+            return [] if vector is None else [_hit(r, _cos(r)) for r in backend.vector_leg(vector, flt, k)]
         if mode == "text":
-            return [_hit(r, float(r["_score"])) for r in self._text_leg(query, flt, k, with_vectors=False)]
+            return [_hit(r, float(r["_score"])) for r in self._text_leg(backend, query, flt, k, with_vectors=False)]
         from .ranking import PROSE, understand
 
         info = understand(query)
         n = max(k, self.candidates)
-        vrows = backend.vector_leg(vector, flt, n)
-        trows = self._text_leg(query, flt, n, with_vectors=True)
+        vrows = [] if vector is None else backend.vector_leg(vector, flt, n)
+        trows = self._text_leg(backend, query, flt, n, with_vectors=True)
         drows = []
         if info.kind != PROSE and "definitions" not in self.disabled_signals:
-            drows = self._definition_leg(info.names, flt, DEFINITIONS)
-        return self._rank(info, vector, vrows, trows, drows, k)
+            drows = self._definition_leg(backend, info.names, flt, DEFINITIONS)
+        files: dict[str, float] = {}  # the query's cosine with each file's mean vector (query tables only)
+        if vector is not None and "topic" not in self.disabled_signals and hasattr(backend, "file_cosines"):
+            files = backend.file_cosines(vector)
+        return self._rank(info, vector, vrows, trows, drows, files, k, self.disabled_signals)
 
-    def _rank(self, info, vector, vrows: list[dict], trows: list[dict], drows: list[dict],
-              k: int) -> list[Hit]:
+    @staticmethod
+    def _rank(info, vector, vrows: list[dict], trows: list[dict], drows: list[dict], files: dict[str, float],
+              k: int, disabled: frozenset[str]) -> list[Hit]:
         from .ranking import Candidate, rank
 
         rows: dict[str, dict] = {}
@@ -236,7 +241,7 @@ class Searcher:
         for r in list(trows) + list(drows):
             if r["id"] not in rows:
                 rows[r["id"]] = r
-                (missing if r.get("vector") is not None else lexical).append(r)
+                (missing if r.get("vector") is not None and vector is not None else lexical).append(r)
         if missing:
             import numpy as np
 
@@ -256,12 +261,8 @@ class Searcher:
                 cos[r["id"]] = neutral
         best = max((float(r["_score"]) for r in trows), default=0.0) or 1.0
         bm = {r["id"]: float(r["_score"]) / best for r in trows}
-        files: dict[str, float] = {}  # the query's cosine with each file's mean vector (query tables only)
-        backend = self.backend()
-        if vector is not None and "topic" not in self.disabled_signals and hasattr(backend, "file_cosines"):
-            files = backend.file_cosines(vector)
         cands = [Candidate(rows[i], cos[i], bm.get(i, 0.0), files.get(rows[i]["path"])) for i in rows]
-        return [_hit(c.row, c.score) for c in rank(info, cands, k, self.disabled_signals)]
+        return [_hit(c.row, c.score) for c in rank(info, cands, k, disabled)]
 
 
 def _cos(row: dict) -> float:

@@ -262,10 +262,7 @@ class CodesiftService:
     # -- coverage and freshness -------------------------------------------------------------
     def coverage(self, repo: Repo, call: Call | None, scan_s: float) -> dict:
         """How complete and fresh ``repo``'s index is (see the ``coverage`` output schema)."""
-        from ...errors import NoIndexError
-        from ...inspection.status import collect_status
-
-        from ...errors import CodesiftError
+        from ...errors import CodesiftError, NoIndexError
 
         job = self.jobs.current(repo.name)
         hint = self._repo_hint(repo)
@@ -273,7 +270,7 @@ class CodesiftService:
                    "stale_files": None, "stale_checked": False, "pending_files": 0, "indexing": job is not None,
                    "job_id": job["job_id"] if job else None, "last_run": None}
         try:
-            report = self._status(repo, collect_status)
+            report = self._status(repo)
             stale = self.stale(repo, call, scan_s)
             seen = self._searcher(repo).coverage()
         except NoIndexError:
@@ -316,17 +313,18 @@ class CodesiftService:
         }
 
     @staticmethod
-    def _status(repo: Repo, collect) -> dict:
-        """``collect(root, index_dir)``, reused for :data:`COVERAGE_TTL_S` while neither the
+    def _status(repo: Repo) -> dict:
+        """The index status (:func:`inspection.status.collect_status`), reused for :data:`COVERAGE_TTL_S` while neither the
         manifest nor a run's live status file changed: it sizes the index on disk and reads
         every file's row (5 ms at 562 files, the largest part of a warm search's coverage)."""
+        from ...inspection.status import collect_status
         from ...store.layout import IndexLayout
 
         key = (repo.index_key(), _file_key(IndexLayout(repo.index_dir).live_status))
         cached = repo.status_cache
         if cached and cached[0] == key and time.monotonic() - cached[1] < COVERAGE_TTL_S:
             return cached[2]
-        report = collect(repo.root, repo.index_dir)
+        report = collect_status(repo.root, repo.index_dir)
         repo.status_cache = (key, time.monotonic(), report)
         return report
 
