@@ -124,6 +124,42 @@ def test_api_cancel_token_stops_a_run_like_sigint_and_the_next_run_completes_it(
     assert tree.rows() == tree.clean_rows()
 
 
+def test_a_signal_to_a_run_cancels_its_token_and_hands_back_the_callers_handlers(tree, monkeypatch):
+    """The watcher passes a token and owns SIGINT between runs: a signal that the run takes
+    must reach the token (even one landing after the pipeline ended, when the run has nothing
+    left to stop), and the caller's handlers must be back when the run returns."""
+    import os
+    import signal
+
+    monkeypatch.setenv("FAULT_DELAY_S", "0.1")
+    idx = codesift.open(tree.root, tree.index_dir)
+    token = codesift.CancelToken()
+    caught: list[int] = []
+
+    def mine(signum, frame):
+        caught.append(signum)
+
+    def interrupt_when_started() -> None:
+        wait_for(lambda: (live_status(tree.index_dir) or {}).get("chunks", {}).get("embedded", 0) > 0, 30,
+                 "the run to embed something")
+        os.kill(os.getpid(), signal.SIGINT)
+
+    before = {sig: signal.signal(sig, mine) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        helper = threading.Thread(target=interrupt_when_started, daemon=True)
+        helper.start()
+        result = idx.index(embedder=FAULTS + "slow", batch_size=2, cancel=token,
+                           deadlines=codesift.Deadlines(shutdown=2))
+        helper.join(5)
+        assert token.is_set() and token.reason == "SIGINT"
+        assert result.status == "interrupted" and "SIGINT" in result.error.one_line()
+        assert signal.getsignal(signal.SIGINT) is mine and signal.getsignal(signal.SIGTERM) is mine
+        assert caught == []  # the run took the signal, not the caller's handler
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
 def test_deadlines_are_validated():
     with pytest.raises(ConfigError, match="embed-timeout must be a finite number of seconds > 0"):
         codesift.Deadlines(embed=0)

@@ -1004,6 +1004,11 @@ class IndexRun:
             # journal keeps the index consistent.
             os._exit(128 + signum)
         self._request_stop(signum, None)
+        if self._cancel is not None:
+            # The caller holding the token (the watcher) learns of the signal too: one that
+            # lands after the pipeline ended leaves nothing to stop here, and the run returns
+            # "ok", but the caller must still stop rather than watch on.
+            self._cancel.cancel(signal.Signals(signum).name)
 
     def _on_cancel(self) -> None:
         """The cancel token fired (any thread): take the SIGINT path on the loop."""
@@ -1115,7 +1120,7 @@ class IndexRun:
             raise StoreError(f"cannot use index directory {self.cfg.index_dir}: {exc.strerror or exc}",
                              stage="store", cause=exc) from exc
         loop = asyncio.get_running_loop()
-        installed = []
+        installed: list[tuple[int, object]] = []  # (signal, the caller's handler, restored at the end)
         result: RunResult | None = None
         self.writer = StoreWriter()
         tracking = self.threads.activate()
@@ -1124,8 +1129,9 @@ class IndexRun:
         try:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 try:
+                    previous = signal.getsignal(sig)
                     loop.add_signal_handler(sig, self._on_signal, sig)
-                    installed.append(sig)
+                    installed.append((sig, previous))
                 except (RuntimeError, ValueError, NotImplementedError):
                     pass  # not the main thread: the caller owns signals
             await self._plan()
@@ -1200,8 +1206,12 @@ class IndexRun:
         finally:
             if unsubscribe is not None:
                 unsubscribe()
-            for sig in installed:
+            for sig, previous in installed:
+                # asyncio would leave the defaults (SIGTERM kills at once): hand back the
+                # caller's handlers before the store closes, so a signal in that window is theirs
                 loop.remove_signal_handler(sig)
+                if previous is not None:
+                    signal.signal(sig, previous)
             try:
                 self.layout.live_status.unlink(missing_ok=True)
             except OSError:
