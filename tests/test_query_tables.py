@@ -252,6 +252,38 @@ def test_a_run_without_new_files_does_not_start_the_fast_tier(cs):
     assert r.summary["lexical"] == {"files": 0, "chunks": 0, "first_s": None, "done_s": None}
 
 
+def test_a_failing_fast_tier_fails_the_run_at_once_and_the_next_run_completes(tmp_path, monkeypatch):
+    """The pipeline's reader waits for the fast tier (a head start); when the fast tier
+    fails during that wait, the run must fail then, not hang until a queue deadline."""
+    import asyncio
+    import time
+
+    from codesift.errors import StageError
+    from codesift.pipeline import supervisor
+
+    async def failing_pass(self):
+        await asyncio.sleep(0.5)  # the fault: the pass works a while, then fails (e.g. a disk error)
+        raise StageError("the fast tier failed (injected)", stage="lexical")
+
+    cs = Codesift(tmp_path)
+    sample_tree(cs.root)
+    _new_files(cs, 40)
+    idx = codesift.open(cs.root, cs.index_dir)
+    with monkeypatch.context() as m:
+        m.setattr(supervisor.IndexRun, "_lexical_pass", failing_pass)
+        t0 = time.monotonic()
+        r = idx.index(embedder="hash", deadlines=codesift.Deadlines(queue=120))
+        elapsed = time.monotonic() - t0
+    assert r.status == "failed" and "fast tier failed (injected)" in r.error.one_line()
+    assert elapsed < 60, f"the run waited {elapsed:.1f}s for its queue deadline"
+    assert r.live_threads == [] and r.lock_released
+    done = idx.index(embedder="hash")
+    assert done.status == "ok"
+    assert query_rows(cs, pending=None) == cs.rows()
+    code, report = cs.verify()
+    assert code == 0, report
+
+
 def test_a_first_index_is_searchable_before_its_first_vector(tmp_path):
     cs = Codesift(tmp_path)
     sample_tree(cs.root)
