@@ -160,6 +160,57 @@ def test_a_signal_to_a_run_cancels_its_token_and_hands_back_the_callers_handlers
             signal.signal(sig, handler)
 
 
+def test_a_signal_while_the_run_closes_still_reaches_the_token(tree):
+    """A Ctrl-C that lands as the run hands its signals back (its last step) is neither
+    dropped nor raised into the caller: the run's result stands and the token hears of it."""
+    import os
+    import signal
+
+    class Token(codesift.CancelToken):
+        def on_cancel(self, callback):
+            unsubscribe = super().on_cancel(callback)
+
+            def unsubscribe_after_a_signal():
+                os.kill(os.getpid(), signal.SIGINT)  # the run's finally: the window being tested
+                unsubscribe()
+            return unsubscribe_after_a_signal
+
+    caught: list[int] = []
+    before = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        token = Token()
+        result = codesift.open(tree.root, tree.index_dir).index(embedder=FAULTS + "clean", cancel=token)
+        assert result.status == "ok" and result.lock_released
+        assert token.is_set() and token.reason == "SIGINT"
+        assert caught == []
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def test_a_stop_after_the_pipeline_skips_the_derived_rebuilds(tree, monkeypatch):
+    """A stop asked once every file is committed leaves the run complete ("ok") and does
+    not wait for the search-index or ANN rebuilds (derived data, redone by the next run)."""
+    from codesift.pipeline import supervisor
+
+    token = codesift.CancelToken()
+    original = supervisor.IndexRun._refresh_search_indexes
+    calls = []
+
+    async def stop_then_refresh(self):
+        token.cancel("asked after the pipeline")
+        calls.append(1)
+        await original(self)
+
+    monkeypatch.setattr(supervisor.IndexRun, "_refresh_search_indexes", stop_then_refresh)
+    result = codesift.open(tree.root, tree.index_dir).index(embedder=FAULTS + "clean", cancel=token, ann_min_rows=1)
+    assert calls and result.status == "ok"
+    assert result.summary()["ann"] == {"action": "skipped", "reason": "a stop was asked; the next run refreshes it"}
+    monkeypatch.undo()
+    done = codesift.open(tree.root, tree.index_dir).index(embedder=FAULTS + "clean", ann_min_rows=1)
+    assert done.status == "ok" and done.summary()["ann"]["action"] == "built"
+    assert tree.rows() == tree.clean_rows()
+
+
 def test_deadlines_are_validated():
     with pytest.raises(ConfigError, match="embed-timeout must be a finite number of seconds > 0"):
         codesift.Deadlines(embed=0)

@@ -361,6 +361,8 @@ class IndexRun:
         while (n := await self._w(_copy_next, m, batches, vouched,
                                   what="copying a batch of the chunk table into the query tables")) is not None:
             copied += n
+            if self.stopping:  # the copy is not marked complete: the next run starts it again
+                raise self._interrupted()
         await self._w(m.mark_query_tables_complete, what="marking the query tables complete")
         log.info("query tables built from the chunk table: %d row(s)", copied)
 
@@ -905,7 +907,9 @@ class IndexRun:
         unindexed = int(meta.get("search_unindexed_rows", "-1"))
         unindexed = written if unindexed < 0 else unindexed + written
         built = meta.get("search_indexes_built") == "1"
-        if built and unindexed < max(2000, self.stats.chunks_total // 10):
+        if (built and unindexed < max(2000, self.stats.chunks_total // 10)) or self.stopping:
+            # (a stop asked after the pipeline ended: the rebuild, which reads every row, is
+            # left to the next run; the unindexed rows are searched meanwhile, only slower)
             await self._w(m.set_meta, search_unindexed_rows=str(unindexed), what="recording unindexed rows")
             return
         from ..search.maintenance import refresh_search_indexes
@@ -930,6 +934,12 @@ class IndexRun:
         exists and opens."""
         m = self._manifest
         changed = bool(self.stats.chunks_written or self.stats.chunks_deleted)
+        if self.stopping:
+            # a stop asked after the pipeline ended: a build would outlast the shutdown
+            # deadline. Searches stay exact (rows the graph lacks are scored), the next run builds
+            if changed:
+                self.stats.ann = {"action": "skipped", "reason": "a stop was asked; the next run refreshes it"}
+            return
         # A build reads and links every vector: its deadline grows with them (1M rows took
         # 10 min on 2 cores, 1,600 rows/s; ANN_BUILD_ROWS_PER_S is half that).
         try:
@@ -1002,7 +1012,52 @@ class IndexRun:
             log.debug("live status not written: %s", exc)  # advisory only; the run goes on
 
     # ------------------------------------------------------------------ driver
+    def _take_signals(self, loop: asyncio.AbstractEventLoop) -> list[tuple[int, object]]:
+        """Own SIGINT and SIGTERM for the whole run, store closing included; returns the
+        caller's handlers, which :meth:`_hand_back_signals` restores. Plain handlers rather
+        than ``loop.add_signal_handler``: asyncio's handler only marks the signal on the
+        loop's wakeup pipe, and a signal marked just before the handler's removal was
+        dropped unseen by anyone (the loop reads the pipe after the removal)."""
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return []  # not the main thread: the caller owns signals
+
+        def arrived(signum, frame) -> None:
+            self._signals_seen += 1
+            try:
+                loop.call_soon_threadsafe(self._on_signal, signum)
+            except RuntimeError:  # the loop has closed: the hand-back below passes it on
+                self._late_signal = signum
+
+        taken = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                taken.append((sig, signal.signal(sig, arrived)))
+            except (ValueError, OSError):
+                pass
+        return taken
+
+    def _hand_back_signals(self, taken: list[tuple[int, object]]) -> None:
+        for sig, previous in taken:
+            try:
+                signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+            except (ValueError, OSError, TypeError):
+                pass
+        # a signal that arrived while the store closed, not yet seen by the loop, still
+        # reaches the caller that holds the token (the watcher: it must stop)
+        late = self._late_signal
+        if late is None and self._signals_seen > self._signals_handled:
+            late = signal.SIGINT
+        if late is not None and self._cancel is not None:
+            self._cancel.cancel(signal.Signals(late).name)
+
+    _signals_seen = 0
+    _signals_handled = 0
+    _late_signal: int | None = None
+
     def _on_signal(self, signum: int) -> None:
+        self._signals_handled += 1
         if self.stopping:
             # A signal after a stop was asked for (signal or cancel): leave at once. The
             # journal keeps the index consistent.
@@ -1124,20 +1179,13 @@ class IndexRun:
             raise StoreError(f"cannot use index directory {self.cfg.index_dir}: {exc.strerror or exc}",
                              stage="store", cause=exc) from exc
         loop = asyncio.get_running_loop()
-        installed: list[tuple[int, object]] = []  # (signal, the caller's handler, restored at the end)
         result: RunResult | None = None
         self.writer = StoreWriter()
         tracking = self.threads.activate()
         self._loop = loop
         unsubscribe = self._cancel.on_cancel(self._on_cancel) if self._cancel is not None else None
+        taken = self._take_signals(loop)
         try:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                try:
-                    previous = signal.getsignal(sig)
-                    loop.add_signal_handler(sig, self._on_signal, sig)
-                    installed.append((sig, previous))
-                except (RuntimeError, ValueError, NotImplementedError):
-                    pass  # not the main thread: the caller owns signals
             await self._plan()
             self._manifest = await self._w(Manifest, self.target.manifest, what="opening the manifest")
             crashed = await self._w(self._manifest.close_crashed_runs, what="closing crashed runs")
@@ -1210,17 +1258,14 @@ class IndexRun:
         finally:
             if unsubscribe is not None:
                 unsubscribe()
-            for sig, previous in installed:
-                # asyncio would leave the defaults (SIGTERM kills at once): hand back the
-                # caller's handlers before the store closes, so a signal in that window is theirs
-                loop.remove_signal_handler(sig)
-                if previous is not None:
-                    signal.signal(sig, previous)
             try:
                 self.layout.live_status.unlink(missing_ok=True)
             except OSError:
                 pass
-            live = await self._close_store(lock, tracking)
+            try:
+                live = await self._close_store(lock, tracking)
+            finally:
+                self._hand_back_signals(taken)
             if result is not None:
                 result.live_threads = live
                 result.lock_released = not live

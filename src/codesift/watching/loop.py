@@ -262,11 +262,10 @@ class Watcher:
             self._install_signals()
         _say(f"watch: watching {self.root} (index {self.index_dir}, embedder {self.spec()}, debounce "
              f"{self.debounce_ms} ms); Ctrl-C to stop")
-        if self.initial and not self.stop_event.is_set():
-            self.cycle([])
-            if handle_signals:
-                self._install_signals()
         pending: set[str] = set()
+        # the initial cycle runs on the watch's first yield: by then the watch is set up, so
+        # a file saved after the cycle's walk passed it (and before watching began) is not lost
+        initial = self.initial
         try:
             for changes in watchfiles.watch(
                 self.root, watch_filter=self.filter, debounce=max(MAX_BATCH_MS, self.debounce_ms),
@@ -279,8 +278,9 @@ class Watcher:
                 for _, path in changes:
                     pending.add(os.path.relpath(path, self.root).replace(os.sep, "/"))
                 retry_due = self._retry_at is not None and time.monotonic() >= self._retry_at
-                if not pending and not retry_due:
+                if not pending and not retry_due and not initial:
                     continue
+                initial = False
                 batch, pending = sorted(pending), set()
                 self.cycle(batch)
                 if handle_signals:
