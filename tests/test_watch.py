@@ -125,11 +125,13 @@ def test_edit_becomes_searchable_and_sigint_stops(tmp_path):
         (root / "pkg").mkdir()
         (root / "pkg" / "new_mod.py").write_text("def walrus_tusk_length():\n    return 3\n")
         w.wait_findable("walrus tusk length", "pkg/new_mod.py", timeout=10)
+        mark = len(w.lines)
         (root / "pkg" / "new_mod.py").unlink()
         deadline = time.monotonic() + 10
         while any(h["path"] == "pkg/new_mod.py" for h in w.search("walrus tusk length")):
             assert time.monotonic() < deadline, "deleted file still found"
             time.sleep(0.1)
+        w.wait_for_line("1 deleted", 10, start=mark)  # that cycle has ended (its line comes after the commit)
 
         # Ignored paths and the index directory trigger no cycle.
         mark = len(w.lines)

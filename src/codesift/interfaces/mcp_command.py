@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import time
 from pathlib import Path
 
 log = logging.getLogger("codesift.mcp")
 
 SHUTDOWN_S = 30.0  # the longest the server takes to stop its index jobs when it exits
+WATCH_STOP_S = 10.0  # and its watchers (all of them together): a cycle in progress is cancelled
 
 
 def add_mcp_arguments(p: argparse.ArgumentParser) -> None:
@@ -93,8 +95,12 @@ def run_mcp(args) -> int:
 
             serve_stdio(service, version=__version__, shutdown_s=SHUTDOWN_S)
     finally:
-        for repo in repos:
-            if repo.watcher is not None:
-                repo.watcher.join(10.0)
+        # every watcher is told at once, then all are joined against one deadline
+        watchers = [repo.watcher for repo in repos if repo.watcher is not None]
+        for watcher in watchers:
+            watcher.stop()
+        deadline = time.monotonic() + WATCH_STOP_S
+        for watcher in watchers:
+            watcher.join(max(0.0, deadline - time.monotonic()))
         service.close(SHUTDOWN_S)  # already done on a normal exit: a no-op then
     return 0

@@ -350,10 +350,15 @@ class _Server:
                 path.unlink()  # a dead predecessor's
             except FileNotFoundError:
                 pass
+            # bound and listening under a private name, then renamed into place: a client that
+            # sees the socket can connect at once (no refusal between bind and listen)
+            staging = path.with_name(f"{path.stem}.{os.getpid()}.new")
+            staging.unlink(missing_ok=True)
             srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            srv.bind(str(path))
-            os.chmod(path, 0o600)
+            srv.bind(str(staging))
+            os.chmod(staging, 0o600)
             srv.listen(16)
+            os.replace(staging, path)
             ident = os.stat(path).st_ino
             srv.settimeout(1.0)
             last = time.monotonic()

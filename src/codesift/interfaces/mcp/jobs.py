@@ -233,11 +233,33 @@ class JobManager:
             _signal(proc, signal.SIGTERM)
 
 
+_STOP_STEPS = ((signal.SIGINT, JOB_SHUTDOWN_S + STOP_GRACE_S), (signal.SIGTERM, STOP_GRACE_S),
+               (signal.SIGKILL, STOP_GRACE_S))
+_stopping: set[int] = set()  # pids some thread is stopping: one escalation per process
+_stopping_lock = threading.Lock()
+
+
 def stop_process(proc: subprocess.Popen) -> int:
-    """SIGINT, then SIGTERM past the run's shutdown deadline, then SIGKILL; the exit status."""
-    steps = ((signal.SIGINT, JOB_SHUTDOWN_S + STOP_GRACE_S), (signal.SIGTERM, STOP_GRACE_S),
-             (signal.SIGKILL, STOP_GRACE_S))
-    for sig, wait_s in steps:
+    """SIGINT, then SIGTERM past the run's shutdown deadline, then SIGKILL; the exit status.
+    Two threads stopping one job (its --job-timeout and a server shutdown) send one SIGINT:
+    a second one would make the run leave at once, without committing what is in flight."""
+    with _stopping_lock:
+        first = proc.pid not in _stopping
+        _stopping.add(proc.pid)
+    if not first:
+        try:
+            return proc.wait(timeout=sum(wait_s for _, wait_s in _STOP_STEPS))
+        except subprocess.TimeoutExpired:
+            return proc.returncode if proc.poll() is not None else -signal.SIGKILL
+    try:
+        return _escalate(proc)
+    finally:
+        with _stopping_lock:
+            _stopping.discard(proc.pid)
+
+
+def _escalate(proc: subprocess.Popen) -> int:
+    for sig, wait_s in _STOP_STEPS:
         if proc.poll() is not None:
             return proc.returncode
         _signal(proc, sig)
