@@ -1036,7 +1036,20 @@ class IndexRun:
                 taken.append((sig, signal.signal(sig, arrived)))
             except (ValueError, OSError):
                 pass
+        if taken:
+            # A signal delivered to another thread only marks itself for the main thread;
+            # the wakeup pipe ends the loop's wait so that the handler runs at once.
+            import socket
+
+            ours, theirs = socket.socketpair()
+            ours.setblocking(False)
+            theirs.setblocking(False)
+            loop.add_reader(theirs.fileno(), _drain, theirs)
+            previous_fd = signal.set_wakeup_fd(ours.fileno(), warn_on_full_buffer=False)
+            self._wakeup = (ours, theirs, previous_fd, loop)
         return taken
+
+    _wakeup: tuple | None = None
 
     def _hand_back_signals(self, taken: list[tuple[int, object]]) -> None:
         for sig, previous in taken:
@@ -1044,6 +1057,13 @@ class IndexRun:
                 signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
             except (ValueError, OSError, TypeError):
                 pass
+        if self._wakeup is not None:
+            ours, theirs, previous_fd, loop = self._wakeup
+            self._wakeup = None
+            signal.set_wakeup_fd(previous_fd)
+            loop.remove_reader(theirs.fileno())
+            ours.close()
+            theirs.close()
         # a signal that arrived while the store closed, not yet seen by the loop, still
         # reaches the caller that holds the token (the watcher: it must stop)
         late = self._late_signal
@@ -1355,6 +1375,15 @@ def _take(gen, n: int) -> list:
 
 def _read(entry: FileEntry, known: str | None, max_file_size: int) -> stages.ReadOutcome:
     return stages.read_file(entry, known_hash=known, max_file_size=max_file_size)
+
+
+def _drain(sock) -> None:
+    """Empty the signal wakeup pipe (its bytes only woke the loop; the handler does the work)."""
+    try:
+        while sock.recv(512):
+            pass
+    except (BlockingIOError, InterruptedError):
+        pass
 
 
 def _chunk_call(path, text, count_tokens, budget, parse_timeout_s, hard_limit):
