@@ -10,6 +10,7 @@ its next run copies them; a damaged copy is reported and never trusted.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import sqlite3
@@ -282,6 +283,78 @@ def test_a_failing_fast_tier_fails_the_run_at_once_and_the_next_run_completes(tm
     assert query_rows(cs, pending=None) == cs.rows()
     code, report = cs.verify()
     assert code == 0, report
+
+
+def _fast_tier_up(cs: Codesift) -> bool:
+    """The fast tier's first rows are in (the manifest and its tables may not exist yet)."""
+    try:
+        return bool(query_rows(cs, pending=True))
+    except sqlite3.Error:
+        return False
+
+
+def _killed_during_the_fast_tier(tmp_path) -> Codesift:
+    """A first index killed (SIGKILL) while its fast tier's rows are up and no vector is."""
+    cs = Codesift(tmp_path)
+    sample_tree(cs.root)
+    proc = cs.popen(FAULTS + "slow", "--batch-size", "4", FAULT_DELAY_S="30")
+    try:
+        wait_for(lambda: _fast_tier_up(cs), 60, "the fast tier's rows")
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+    return cs
+
+
+def test_a_kill_while_the_chunk_table_is_created_is_completed_by_the_next_run(tmp_path):
+    cs = _killed_during_the_fast_tier(tmp_path)
+    # what a kill inside LanceDB's table creation leaves: the table's directory, no committed version
+    table_dir = Path(os.path.realpath(cs.index_dir / "lancedb")) / "chunks.lance"
+    (table_dir / "_transactions").mkdir(parents=True)
+    open_searcher(cs.root, cs.index_dir).search("function_3_4", k=3)  # a reader sees no table, no error
+    r = cs.index()
+    assert r.code == 0, r.stderr
+    assert "creation was interrupted" in r.stderr
+    assert query_rows(cs, pending=True) == []
+    assert cs.rows() == cs.clean_rows()
+    code, report = cs.verify()
+    assert code == 0, report
+
+
+def test_a_chunk_table_without_a_recorded_embedder_is_healed_by_the_next_run(cs):
+    """An index whose identity was never recorded (a kill between the table's creation and
+    the record, before the record came first) gets it back on the next run that commits."""
+    db = sqlite3.connect(cs.index_dir / "manifest.sqlite")
+    with db:
+        db.execute("DELETE FROM meta WHERE key IN ('embedder', 'dim', 'spec')")
+    db.close()
+    (cs.root / "mod_02.py").write_text("def freshly_recorded_identity(value):\n    return value\n")
+    r = cs.index()
+    assert r.code == 0, r.stderr
+    meta = dict(sqlite3.connect(cs.index_dir / "manifest.sqlite").execute("SELECT key, value FROM meta"))
+    assert meta["spec"] == FAULTS + "clean" and meta["embedder"] and meta["dim"].isdigit()
+    hits = open_searcher(cs.root, cs.index_dir).search("freshly recorded identity", k=3)
+    assert hits[0].path == "mod_02.py"
+
+
+def test_a_searcher_opened_before_the_first_vectors_follows_the_index_embedder(tmp_path):
+    """A searcher opened on a first run's fast tier (no embedder recorded yet) embeds the
+    next query with the embedder the run then records, not a default."""
+    cs = Codesift(tmp_path)
+    sample_tree(cs.root)
+    proc = cs.popen(FAULTS + "slow", "--batch-size", "4", FAULT_DELAY_S="1")
+    try:
+        wait_for(lambda: _fast_tier_up(cs), 60, "the fast tier's rows")
+        idx = codesift.open(cs.root, cs.index_dir)
+        wait_for(lambda: idx.search("function_3_4", k=3), 60, "the fast tier answering")
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    hits = idx.search("function_3_4", k=3)  # the same Index, now with vectors
+    assert hits[0].path == "mod_03.py"
+    meta = dict(sqlite3.connect(cs.index_dir / "manifest.sqlite").execute("SELECT key, value FROM meta"))
+    assert idx._searcher.embedder().name == meta["embedder"]
 
 
 def test_a_first_index_is_searchable_before_its_first_vector(tmp_path):

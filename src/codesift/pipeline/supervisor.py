@@ -253,7 +253,8 @@ class IndexRun:
             # manifest calls queued on the writer do not wait behind it.
             await run_in_thread(_import_lancedb, timeout_s=self.cfg.deadlines.model_load, stage="write",
                                 what="importing LanceDB")
-            self._store = await self._w(ChunkStore, self.target.lancedb, what="opening the chunk table")
+            self._store = await self._w(functools.partial(ChunkStore, self.target.lancedb, writer=True),
+                                        what="opening the chunk table")
         return self._store
 
     # ------------------------------------------------------------------ set-up
@@ -856,11 +857,17 @@ class IndexRun:
 
                 rows = build_rows([(it.work.chunks, it.work.file_hash, it.work.vectors) for it in with_rows],
                                   embedder.dim)
-                if store.table is None:
-                    await self._w(store.ensure_table, embedder.dim, what="creating the chunk table")
+                if store.table is None or not self._identity_recorded:
+                    # the identity first, then the table: a run killed in between leaves an
+                    # identity without a table (the next run creates it), never vectors
+                    # nobody can name. Written once per run, which also heals an index whose
+                    # table an older version created without it.
                     await self._w(m.set_meta, embedder=embedder.name, dim=str(embedder.dim),
                                   spec=self.cfg.embedder, chunking=stages.CHUNKING_VERSION,
                                   what="recording the embedder")
+                    self._identity_recorded = True
+                    if store.table is None:
+                        await self._w(store.ensure_table, embedder.dim, what="creating the chunk table")
             deletes = [it.path for it in items if it.delete_old]
             backoff = Backoff(self.cfg.backoff_base_s, self.cfg.backoff_max_s)
 
@@ -1072,6 +1079,7 @@ class IndexRun:
         if late is not None and self._cancel is not None:
             self._cancel.cancel(signal.Signals(late).name)
 
+    _identity_recorded = False  # the manifest's embedder meta written by this run
     _signals_seen = 0
     _signals_handled = 0
     _late_signal: int | None = None

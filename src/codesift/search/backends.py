@@ -162,8 +162,16 @@ class TablesBackend:
         path_of = np.fromiter((paths.setdefault(r[2] or "", len(paths)) for r in rows), dtype=np.int32, count=n)
         # (paths, path index per row, language per row): for filters and the files' mean vectors
         self._files = (list(paths), path_of, np.asarray([r[3] or "" for r in rows], dtype=object))
-        width = 2 * self.dim
         blobs = [r[1] for r in rows]
+        if blobs:
+            # the dimension as of this snapshot: the caller's was read before it, and a first
+            # run may have committed its first vectors (and recorded their size) in between
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()
+            if row and str(row[0]).isdigit():
+                self.dim = int(row[0])
+            elif not self.dim:
+                self.dim = len(blobs[0]) // 2
+        width = 2 * self.dim
         if any(len(b) != width for b in blobs):
             raise QueryTablesError(f"query tables hold vectors of the wrong size (want {self.dim} float16)",
                                    stage="search")

@@ -89,6 +89,11 @@ class Searcher:
         if old is not None and hasattr(old, "close"):
             old.close()
         meta = _index_meta(self.layout)
+        spec = meta.get("spec")
+        if spec and spec != self.embedder_spec:
+            # recorded since this searcher opened (it opened during a first run, before the
+            # run's first commit): the index's own embedder embeds the next query
+            self.embedder_spec, self._embedder = spec, None
         if os.environ.get(backends.BACKEND_ENV) != "lance" and query_tables.complete(meta):
             # no dimension yet: a first run whose fast tier is ahead of its first vectors
             dim = int(meta["dim"]) if meta.get("dim", "").isdigit() else 0
@@ -148,6 +153,14 @@ class Searcher:
                 from ..embedding.protocol import embed_queries
 
                 embedded = embed_queries(self.embedder(), [queries[i] for i in todo])
+                dim = getattr(backend, "dim", 0)
+                if dim and len(embedded) and len(embedded[0]) != dim:
+                    from ..errors import EmbedderMismatchError
+
+                    raise EmbedderMismatchError(
+                        f"the index holds {dim}-dimensional vectors but its recorded embedder "
+                        f"{self.embedder_spec!r} makes {len(embedded[0])}: run codesift index to record "
+                        "the embedder again, or codesift index --full to rebuild")
                 for i, v in zip(todo, embedded):
                     vectors[i] = v
         out = []

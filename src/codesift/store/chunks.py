@@ -30,18 +30,50 @@ def _import_lancedb():
 
 
 class ChunkStore:
-    def __init__(self, uri: Path | str) -> None:
+    """The chunk table of one generation. ``writer``: the run holding the writer lock, the
+    only one that may clear a table whose creation was interrupted (see :meth:`_never_committed`)."""
+
+    def __init__(self, uri: Path | str, *, writer: bool = False) -> None:
         # Resolved once: ``lancedb`` is a link through ``current``, and a store opened on
         # one generation must keep reading that generation even if a rebuild swaps it.
         self.uri = os.path.realpath(uri)
         try:
             self._db = _import_lancedb().connect(self.uri)
-            self._table = self._db.open_table(TABLE_NAME) if self._exists() else None
+            self._table = None
+            if self._exists():
+                if not self._never_committed():
+                    self._table = self._db.open_table(TABLE_NAME)
+                elif writer:
+                    self._clear_uncommitted()
         except Exception as exc:  # translated at the boundary: any backend failure is a StoreError
             raise StoreError(f"cannot open chunk table at {self.uri}: {exc}", stage="store", cause=exc) from exc
 
     def _exists(self) -> bool:
         return TABLE_NAME in self._db.list_tables().tables
+
+    def _table_dir(self) -> Path:
+        return Path(self.uri) / f"{TABLE_NAME}.lance"
+
+    def _never_committed(self) -> bool:
+        """True for a table directory without a single committed version: a run killed while
+        LanceDB created the table leaves one (listed, but it cannot be opened). No row was
+        ever in it, so it counts as no table."""
+        table_dir = self._table_dir()
+        if not table_dir.is_dir():
+            return False  # not laid out as expected: let LanceDB open it (or say why not)
+        versions = table_dir / "_versions"
+        try:
+            return not any(versions.iterdir())
+        except FileNotFoundError:
+            return True
+
+    def _clear_uncommitted(self) -> None:
+        import logging
+        import shutil
+
+        logging.getLogger("codesift.store").warning(
+            "the chunk table's creation was interrupted (no committed version): creating it again")
+        shutil.rmtree(self._table_dir())
 
     @property
     def table(self):
