@@ -1049,9 +1049,14 @@ class IndexRun:
             import socket
 
             ours, theirs = socket.socketpair()
-            ours.setblocking(False)
-            theirs.setblocking(False)
-            loop.add_reader(theirs.fileno(), _drain, theirs)
+            try:
+                ours.setblocking(False)
+                theirs.setblocking(False)
+                loop.add_reader(theirs.fileno(), _drain, theirs)
+            except (NotImplementedError, OSError, ValueError):  # a loop without readers: handlers alone
+                ours.close()
+                theirs.close()
+                return taken
             previous_fd = signal.set_wakeup_fd(ours.fileno(), warn_on_full_buffer=False)
             self._wakeup = (ours, theirs, previous_fd, loop)
         return taken
