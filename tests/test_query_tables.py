@@ -357,6 +357,36 @@ def test_a_searcher_opened_before_the_first_vectors_follows_the_index_embedder(t
     assert idx._searcher.embedder().name == meta["embedder"]
 
 
+def test_a_backend_opened_after_the_first_vectors_is_searched_with_the_recorded_embedder(tmp_path, monkeypatch):
+    """A searcher reads the manifest, then opens its snapshot: a first run may record its
+    embedder and commit vectors in between. The query is embedded by the recorded one."""
+    cs = Codesift(tmp_path)
+    sample_tree(cs.root)
+    proc = cs.popen(FAULTS + "slow", "--batch-size", "4", FAULT_DELAY_S="1")
+    try:
+        wait_for(lambda: _fast_tier_up(cs), 60, "the fast tier's rows")
+        searcher = open_searcher(cs.root, cs.index_dir)
+        original = backends.TablesBackend.__init__
+
+        def opened_late(self, *args, **kwargs):
+            def vouched():
+                try:
+                    return bool(query_rows(cs))
+                except sqlite3.Error:
+                    return False
+            wait_for(vouched, 60, "the run's first vectors")  # the searcher is paused here
+            original(self, *args, **kwargs)
+
+        monkeypatch.setattr(backends.TablesBackend, "__init__", opened_late)
+        searcher.search("function_3_4", k=3, mode="vector")  # no embedder mismatch
+        monkeypatch.undo()
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert searcher.search("function_3_4", k=3)[0].path == "mod_03.py"
+
+
 def test_a_first_index_is_searchable_before_its_first_vector(tmp_path):
     cs = Codesift(tmp_path)
     sample_tree(cs.root)

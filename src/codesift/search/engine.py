@@ -120,8 +120,12 @@ class Searcher:
         if self._embedder is None:
             from ..embedding import load_embedder
 
+            meta = _index_meta(self.layout)
+            if meta.get("spec"):
+                # read again here: a first run may have recorded it since the backend opened
+                self.embedder_spec = meta["spec"]
             emb = load_embedder(self.embedder_spec, queries=True)
-            built = _index_meta(self.layout).get("embedder")
+            built = meta.get("embedder")
             if built and emb.name != built:
                 emb = _compatible_embedder(self.embedder_spec, built, emb)
             self._embedder = emb
