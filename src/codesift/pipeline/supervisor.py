@@ -1032,10 +1032,11 @@ class IndexRun:
 
         def arrived(signum, frame) -> None:
             self._signals_seen += 1
+            self._last_signal = signum
             try:
                 loop.call_soon_threadsafe(self._on_signal, signum)
             except RuntimeError:  # the loop has closed: the hand-back below passes it on
-                self._late_signal = signum
+                pass
 
         taken = []
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -1078,16 +1079,13 @@ class IndexRun:
             theirs.close()
         # a signal that arrived while the store closed, not yet seen by the loop, still
         # reaches the caller that holds the token (the watcher: it must stop)
-        late = self._late_signal
-        if late is None and self._signals_seen > self._signals_handled:
-            late = signal.SIGINT
-        if late is not None and self._cancel is not None:
-            self._cancel.cancel(signal.Signals(late).name)
+        if self._signals_seen > self._signals_handled and self._cancel is not None:
+            self._cancel.cancel(signal.Signals(self._last_signal).name)
 
     _identity_recorded = False  # the manifest's embedder meta written by this run
     _signals_seen = 0
     _signals_handled = 0
-    _late_signal: int | None = None
+    _last_signal = signal.SIGINT
 
     def _on_signal(self, signum: int) -> None:
         self._signals_handled += 1

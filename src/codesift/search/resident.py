@@ -352,13 +352,19 @@ class _Server:
                 pass
             # bound and listening under a private name, then renamed into place: a client that
             # sees the socket can connect at once (no refusal between bind and listen)
-            staging = path.with_name(f"{path.stem}.{os.getpid()}.new")
+            # (a short name: AF_UNIX paths are limited to 107 bytes)
+            staging = path.with_name(f"new-{os.getpid()}.sock")
             staging.unlink(missing_ok=True)
             srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            srv.bind(str(staging))
-            os.chmod(staging, 0o600)
-            srv.listen(16)
-            os.replace(staging, path)
+            try:
+                srv.bind(str(staging))
+                os.chmod(staging, 0o600)
+                srv.listen(16)
+                os.replace(staging, path)
+            except BaseException:
+                srv.close()
+                staging.unlink(missing_ok=True)
+                raise
             ident = os.stat(path).st_ino
             srv.settimeout(1.0)
             last = time.monotonic()
