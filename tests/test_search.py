@@ -263,3 +263,29 @@ def test_search_without_fts_index_still_works(tmp_path):
     assert cli("index", str(root), "--index-dir", str(index_dir), "--embedder", "hash").returncode == 0
     idx = codesift.open(root, index_dir)
     assert idx.search("brand_new_function_name", k=1)[0].path == "pkg/late.py"
+
+
+def test_a_word_in_most_chunks_changes_no_text_ranking(indexed):
+    """BM25 gives a word found in at least half the chunks no weight (FTS5 clamps its IDF), so
+    the text leg leaves it out of the query instead of scoring every row it matches. The hits
+    are those of the query without it, then (when those are fewer than asked for) the rows
+    holding only that word, at a score of about 0. Alone, it still finds what holds it."""
+    import sqlite3
+
+    root, index_dir = indexed
+    db = sqlite3.connect(Path(index_dir) / "manifest.sqlite")
+    try:
+        rows = db.execute("SELECT count(*) FROM q_text").fetchone()[0]
+        holding = db.execute("SELECT count(*) FROM q_text WHERE q_text MATCH 'return'").fetchone()[0]
+    finally:
+        db.close()
+    assert 2 * holding >= rows, (holding, rows)  # the fixture's premise
+    idx = codesift.open(root, index_dir)
+    with_word = idx.search("config section return", k=10, mode="text")
+    without = idx.search("config section", k=10, mode="text")
+    assert without and without[0].path == "pkg/config_loader.py"
+    assert [h.id for h in with_word[:len(without)]] == [h.id for h in without]
+    assert all(abs(a.score - b.score) < 1e-5 for a, b in zip(with_word, without))
+    assert len(with_word) == 10 and all(h.score < 1e-5 for h in with_word[len(without):])
+    alone = idx.search("return", k=50, mode="text")
+    assert len(alone) == holding

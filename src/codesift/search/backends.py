@@ -34,6 +34,7 @@ log = logging.getLogger("codesift.search")
 COLUMNS = ["id", "path", "start_line", "end_line", "symbol", "kind", "language", "content"]
 BACKEND_ENV = "CODESIFT_SEARCH_BACKEND"  # "lance" forces the LanceDB backend (comparisons)
 ANN_ENV = "CODESIFT_ANN"  # "off": score every vector even where an ANN index exists (comparisons)
+DF_CACHE = 4096  # terms whose row counts a search backend keeps (one snapshot's)
 
 
 class LanceBackend:
@@ -184,6 +185,7 @@ class TablesBackend:
         self._centroids = None  # unit mean vector per path of self._files, on first use
         self._masks: dict[Filter, object] = {}
         self._pos: dict[int, int] | None = None
+        self._df: dict[str, int] = {}  # rows of q_text holding each term (see _weighed_terms)
 
     def _open_ann(self):
         """The graph of a big index (:mod:`codesift.store.ann`) and the positions of the rows
@@ -356,26 +358,18 @@ class TablesBackend:
 
     @_sqlite_errors
     def text_leg(self, tokens: Sequence[str], flt: Filter, n: int, *, with_vectors: bool) -> list[dict]:
-        from ..store.query_tables import fts_query
+        from ..store.query_tables import fts_query, fts_terms
 
-        match = fts_query(tokens)
-        if match is None:
+        terms = fts_terms(tokens)
+        if not terms:
             return []
         keep = self.mask(flt)
-        sql = "SELECT rowid, bm25(q_text) FROM q_text WHERE q_text MATCH ? ORDER BY bm25(q_text)"
-        cur = self.db.execute(sql + ("" if keep is not None else " LIMIT ?"),
-                              (match,) if keep is not None else (match, n))
-        hits: list[tuple[int, float]] = []
-        if keep is None:
-            hits = [(int(r), -float(s)) for r, s in cur]
-        else:
-            where = self._positions()
-            for r, s in cur:
-                i = where.get(int(r))
-                if i is not None and keep[i]:
-                    hits.append((int(r), -float(s)))
-                    if len(hits) >= n:
-                        break
+        weighed = self._weighed_terms(terms)
+        hits = self._matches(fts_query(weighed), keep, n)
+        if len(hits) < n and len(weighed) < len(terms):
+            # fewer rows hold the weighed terms than asked for: the rest are rows holding only
+            # the left-out ones (scores of ~1e-6), in the order the whole query gives them
+            hits = self._matches(fts_query(terms), keep, n)
         rows = self._rows([r for r, _ in hits], with_vectors=with_vectors)
         out = []
         for r, s in hits:
@@ -384,6 +378,42 @@ class TablesBackend:
                 row["_score"] = s
                 out.append(row)
         return out
+
+    def _matches(self, match: str, keep, n: int) -> list[tuple[int, float]]:
+        """``(rowid, BM25 score)`` of the best ``n`` rows matching ``match`` that pass ``keep``."""
+        sql = "SELECT rowid, bm25(q_text) FROM q_text WHERE q_text MATCH ? ORDER BY bm25(q_text)"
+        if keep is None:
+            return [(int(r), -float(s)) for r, s in self.db.execute(sql + " LIMIT ?", (match, n))]
+        hits: list[tuple[int, float]] = []
+        where = self._positions()
+        for r, s in self.db.execute(sql, (match,)):
+            i = where.get(int(r))
+            if i is not None and keep[i]:
+                hits.append((int(r), -float(s)))
+                if len(hits) >= n:
+                    break
+        return hits
+
+    def _weighed_terms(self, terms: list[str]) -> list[str]:
+        """``terms`` without those found in at least half the rows (all of them if that is
+        every term). FTS5's ``bm25()`` gives such a term an IDF of 1e-6 (its formula's
+        logarithm is 0 or below there, and it clamps), so leaving it out moves no score by
+        more than ~2e-6; but every row it matches is scored and sorted. A query naming the
+        project (its top directory is in most chunks' headers) or a word most chunks hold
+        (``return``, ``def``) paid for that: 3-5x the text leg's time on a 28k-chunk index.
+        Row counts are cached per term for this snapshot."""
+        rows = self.total
+        keep = []
+        for t in terms:
+            n = self._df.get(t)
+            if n is None:
+                if len(self._df) >= DF_CACHE:
+                    self._df.clear()
+                n = self._df[t] = int(self.db.execute("SELECT count(*) FROM q_text WHERE q_text MATCH ?",
+                                                      (f'"{t}"',)).fetchone()[0])
+            if 2 * n < rows:
+                keep.append(t)
+        return keep or terms
 
     @_sqlite_errors
     def symbol_rows(self, names: Sequence[str], flt: Filter, limit: int) -> list[dict]:

@@ -91,13 +91,19 @@ def fts_text(search_text: str) -> str:
     return " ".join(t for t in search_text.split() if t not in STOP_WORDS)
 
 
-def fts_query(tokens: Iterable[str]) -> str | None:
-    """An FTS5 query matching any of ``tokens`` (each quoted), or None when none is left."""
+def fts_terms(tokens: Iterable[str]) -> list[str]:
+    """The distinct terms of ``tokens`` that a query of ``q_text`` can match (stop words out)."""
     seen: list[str] = []
     for t in tokens:
         t = t.replace('"', "")
         if t and t not in STOP_WORDS and t not in seen:
             seen.append(t)
+    return seen
+
+
+def fts_query(tokens: Iterable[str]) -> str | None:
+    """An FTS5 query matching any of ``tokens`` (each quoted), or None when none is left."""
+    seen = fts_terms(tokens)
     return " OR ".join(f'"{t}"' for t in seen) if seen else None
 
 
