@@ -186,6 +186,7 @@ class TablesBackend:
         self._masks: dict[Filter, object] = {}
         self._pos: dict[int, int] | None = None
         self._df: dict[str, int] = {}  # rows of q_text holding each term (see _weighed_terms)
+        self._heads: dict[str, str] = {}  # each file's head (see file_heads)
 
     def _open_ann(self):
         """The graph of a big index (:mod:`codesift.store.ann`) and the positions of the rows
@@ -236,6 +237,25 @@ class TablesBackend:
         q = np.asarray(vector, dtype=np.float32)
         q = q / (float(np.linalg.norm(q)) or 1.0)
         return dict(zip(paths, (self._centroids @ q).tolist()))
+
+    @_sqlite_errors
+    def file_heads(self, paths: Sequence[str]) -> dict[str, str]:
+        """The head of each of ``paths`` (the start of its first chunk; '' when its first
+        chunk does not start near the top of the file): where tools write a generated-code
+        banner, which marks every chunk of the file. Cached for this snapshot."""
+        from .ranking.priors import BANNER_LINES, HEAD_CHARS
+
+        todo = [p for p in dict.fromkeys(paths) if p not in self._heads]
+        for start in range(0, len(todo), 500):
+            part = todo[start : start + 500]
+            marks = ", ".join("?" * len(part))
+            for p in part:
+                self._heads[p] = ""
+            for path, head in self.db.execute(
+                    f"SELECT path, substr(content, 1, ?) FROM q_chunks WHERE path IN ({marks}) "
+                    "AND start_line <= ? ORDER BY start_line DESC", [HEAD_CHARS, *part, BANNER_LINES]):
+                self._heads[path] = head or ""  # the last row of a path is its first chunk
+        return {p: self._heads[p] for p in paths}
 
     @property
     def vectors(self) -> int:

@@ -241,12 +241,16 @@ class Searcher:
         files: dict[str, float] = {}  # the query's cosine with each file's mean vector (query tables only)
         if vector is not None and "topic" not in self.disabled_signals and hasattr(backend, "file_cosines"):
             files = backend.file_cosines(vector)
-        return self._rank(info, vector, vrows, trows, drows, files, k, self.disabled_signals)
+        heads: dict[str, str] = {}  # each candidate file's head (query tables only)
+        if "priors" not in self.disabled_signals and hasattr(backend, "file_heads"):
+            heads = backend.file_heads([r["path"] for r in (*vrows, *trows, *drows)])
+        return self._rank(info, vector, vrows, trows, drows, files, k, self.disabled_signals, heads)
 
     @staticmethod
     def _rank(info, vector, vrows: list[dict], trows: list[dict], drows: list[dict], files: dict[str, float],
-              k: int, disabled: frozenset[str]) -> list[Hit]:
+              k: int, disabled: frozenset[str], heads: dict[str, str] | None = None) -> list[Hit]:
         from .ranking import Candidate, rank
+        from .ranking.priors import head_classes
 
         rows: dict[str, dict] = {}
         cos: dict[str, float] = {}
@@ -278,7 +282,9 @@ class Searcher:
                 cos[r["id"]] = neutral
         best = max((float(r["_score"]) for r in trows), default=0.0) or 1.0
         bm = {r["id"]: float(r["_score"]) / best for r in trows}
-        cands = [Candidate(rows[i], cos[i], bm.get(i, 0.0), files.get(rows[i]["path"])) for i in rows]
+        classes = {p: head_classes(h) for p, h in (heads or {}).items()}
+        cands = [Candidate(rows[i], cos[i], bm.get(i, 0.0), files.get(rows[i]["path"]),
+                           classes.get(rows[i]["path"], frozenset())) for i in rows]
         return [_hit(c.row, c.score) for c in rank(info, cands, k, disabled)]
 
 

@@ -77,6 +77,7 @@ class Candidate:
     cos: float
     bm: float
     file_cos: float | None = None  # the query's cosine with the file's mean chunk vector
+    file_classes: frozenset[str] = frozenset()  # prior classes of the whole file (priors.head_classes)
     score: float = 0.0
     path: str = field(init=False)
 
@@ -160,7 +161,8 @@ def boost_path(info: QueryInfo, cands: list[Candidate], top: float) -> None:
 def apply_priors(info: QueryInfo, cands: list[Candidate]) -> None:
     """Tests, examples, docs, vendored and generated files rank below implementation code."""
     for c in cands:
-        f = priors.prior(c.path, c.row.get("content") or "", info.asks, int(c.row.get("start_line") or 1))
+        f = priors.prior(c.path, c.row.get("content") or "", info.asks, int(c.row.get("start_line") or 1),
+                         c.file_classes)
         if f != 1.0:
             c.score = _scaled(c.score, f)
 

@@ -87,21 +87,34 @@ def path_classes(path: str) -> frozenset[str]:
     return frozenset(out)
 
 
+# how much of a file's head the banner is looked for in
+HEAD_CHARS = 600
+
+
+@lru_cache(maxsize=8192)
+def head_classes(head: str) -> frozenset[str]:
+    """Classes of a whole file, seen in its head (the start of its first chunk): a
+    generated-code banner, which tools write in a file's first lines."""
+    return frozenset([GENERATED]) if _GENERATED_MARK.search(head, 0, HEAD_CHARS) else frozenset()
+
+
 def content_classes(content: str, start_line: int = 1) -> frozenset[str]:
     """Classes seen in a chunk's own text: a generated-code banner (only looked for near the
     top of a file, where tools write it), minified lines (a long average line)."""
     out = set()
-    if start_line <= BANNER_LINES and _GENERATED_MARK.search(content, 0, 600):
+    if start_line <= BANNER_LINES and _GENERATED_MARK.search(content, 0, HEAD_CHARS):
         out.add(GENERATED)
     if len(content) > MINIFIED_LINE and len(content) > MINIFIED_LINE * (content.count("\n") + 1):
         out.add(GENERATED)
     return frozenset(out)
 
 
-def prior(path: str, content: str, asks: frozenset[str], start_line: int = 1) -> float:
-    """The product of the penalties of every class of the chunk the query does not ask for."""
+def prior(path: str, content: str, asks: frozenset[str], start_line: int = 1,
+          file_classes: frozenset[str] = frozenset()) -> float:
+    """The product of the penalties of every class of the chunk (by its path, its own text and
+    ``file_classes``, those of its whole file) the query does not ask for."""
     factor = 1.0
-    for cls in path_classes(path) | content_classes(content, start_line):
+    for cls in path_classes(path) | content_classes(content, start_line) | file_classes:
         if LIFTED_BY.get(cls) in asks:
             continue
         factor *= PENALTY[cls]
