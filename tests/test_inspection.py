@@ -406,10 +406,10 @@ def test_doctor_checks(tmp_path, monkeypatch):
     checks = run_doctor(tmp_path, tmp_path / "idx")
     _check_shape(checks)
     names = [c["name"] for c in checks]
-    for name in ("python", "model", "lancedb", "index dir writable", "disk space", "writer lock"):
+    for name in ("python", "model", "lancedb", "sqlite", "index dir writable", "disk space", "writer lock"):
         assert name in names
     by = {c["name"]: c for c in checks}
-    assert by["python"]["ok"] and by["model"]["ok"] and by["index dir writable"]["ok"]
+    assert by["python"]["ok"] and by["model"]["ok"] and by["index dir writable"]["ok"] and by["sqlite"]["ok"]
     assert by["writer lock"]["ok"]
     assert list(tmp_path.iterdir()) == []  # the writability probe left nothing behind
 

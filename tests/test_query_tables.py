@@ -435,3 +435,41 @@ def test_the_copy_from_the_chunk_table_runs_in_bounded_batches(cs, monkeypatch):
     assert query_rows(cs) == rows
     code, report = cs.verify()
     assert code == 0, report
+
+
+def test_a_commit_stores_every_value_of_its_rows_exactly(tmp_path):
+    """A commit writes each table's rows as one statement over a JSON array: every value comes
+    back as it went in (quotes, backslashes, newlines, other scripts, JSON-looking text,
+    numbers in text, no symbol), and each vector's bytes with its own row."""
+    import numpy as np
+
+    from codesift.store.manifest import STATUS_INDEXED, FileRecord, Manifest
+    from codesift.store.query_tables import QueryRows
+
+    awkward = ['say "hi" \\ then\nleave', "naïve 日本語 ✓", '[1, 2, {"a": null}]', "123", "", "tab\there"]
+    chunks, texts = [], []
+    rng = np.random.default_rng(0)
+    for i, content in enumerate(awkward):
+        vec = rng.standard_normal(8).astype(np.float16).tobytes()
+        symbol = None if i % 2 else f"Thing{i}.run"
+        chunks.append((f"id-{i}", f"src/f{i % 2}.py", "python", symbol, "function", i + 1, i + 3, content, vec))
+        texts.append((f"thing {i} run {content}", f"id-{i}"))
+    m = Manifest(tmp_path / "manifest.sqlite")
+    try:
+        records = [FileRecord(p, 1, 1, "h", 3, STATUS_INDEXED, None, "python", 0.0) for p in ("src/f0.py", "src/f1.py")]
+        m.commit_files(records, replaced=["src/f0.py", "src/f1.py"], rows=QueryRows(chunks, texts))
+        m.commit_files(records, replaced=["src/f0.py", "src/f1.py"], rows=QueryRows(chunks, texts))  # replaced
+    finally:
+        m.close()
+    db = sqlite3.connect(tmp_path / "manifest.sqlite")
+    try:
+        got = db.execute("SELECT c.id, c.path, c.language, c.symbol, c.kind, c.start_line, c.end_line, c.content, "
+                         "v.vector FROM q_chunks c JOIN q_vectors v ON v.chunk = c.rowid ORDER BY c.id").fetchall()
+        text = dict(db.execute("SELECT c.id, t.search_text FROM q_text t JOIN q_chunks c ON c.rowid = t.rowid"))
+        names = db.execute("SELECT n.name, c.id FROM q_names n JOIN q_chunks c ON c.rowid = n.chunk "
+                           "ORDER BY c.id").fetchall()
+    finally:
+        db.close()
+    assert got == sorted(chunks)
+    assert text == {rid: t for t, rid in texts}
+    assert names == [("run", f"id-{i}") for i in (0, 2, 4)]  # a qualified symbol defines its last name

@@ -92,6 +92,24 @@ def _lancedb() -> str:
     return f"lancedb {getattr(lancedb, '__version__', '?')} imported in {time.monotonic() - t0:.2f}s"
 
 
+def _sqlite() -> str:
+    """The manifest needs SQLite's FTS5 (the text leg) and JSON functions (a commit writes a
+    batch of rows as one statement over a JSON array)."""
+    import sqlite3
+
+    db = sqlite3.connect(":memory:")
+    try:
+        db.execute("CREATE VIRTUAL TABLE t USING fts5(a)")
+        if db.execute("SELECT count(*) FROM json_each('[1, 2]')").fetchone()[0] != 2:
+            raise CheckFailed("json_each does not read a JSON array")
+    except sqlite3.Error as exc:
+        raise CheckFailed(f"SQLite {sqlite3.sqlite_version} lacks what the manifest needs (FTS5 and "
+                          f"JSON functions, SQLite >= 3.38 has both): {exc}") from exc
+    finally:
+        db.close()
+    return f"SQLite {sqlite3.sqlite_version} with FTS5 and JSON"
+
+
 def _existing_dir(index_dir: Path) -> Path:
     """The index directory, or its nearest existing ancestor."""
     p = index_dir
@@ -145,6 +163,7 @@ def run_doctor(root: Path, index_dir: Path) -> list[dict]:
     except Exception as exc:  # noqa: BLE001
         checks.append({"name": "grammars", "ok": False, "detail": _one_line(exc)})
     checks.append(_run("lancedb", _lancedb))
+    checks.append(_run("sqlite", _sqlite))
     checks.append(_run("index dir writable", lambda: _writable(index_dir)))
     checks.append(_run("disk space", lambda: _disk(index_dir)))
     checks.append(_run("writer lock", lambda: _lock(index_dir)))

@@ -51,8 +51,8 @@ CREATE TABLE IF NOT EXISTS q_ann_fresh (chunk INTEGER PRIMARY KEY)"""
 
 # In the commit that adds a vector (query_tables.insert_statements): the row is fresh to
 # the graph when there is one.
-FRESH_SQL = ("INSERT OR IGNORE INTO q_ann_fresh(chunk) SELECT rowid FROM q_chunks WHERE id = ? "
-             "AND EXISTS (SELECT 1 FROM q_ann)")
+FRESH_SQL = ("INSERT OR IGNORE INTO q_ann_fresh(chunk) SELECT rowid FROM q_chunks WHERE id IN "
+             "(SELECT value FROM json_each(?)) AND EXISTS (SELECT 1 FROM q_ann)")  # ? = a JSON array of ids
 
 
 class AnnError(ValueError):

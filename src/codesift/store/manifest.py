@@ -96,11 +96,7 @@ class Manifest:
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                for sql, params in statements:
-                    if isinstance(params, list):  # rows for executemany (possibly none)
-                        self._db.executemany(sql, params)
-                    else:
-                        self._db.execute(sql, tuple(params))
+                query_tables.run_statements(self._db, statements)
                 self._db.execute("COMMIT")
             except BaseException:
                 if self._db.in_transaction:  # a failed COMMIT (disk full) leaves it open

@@ -41,6 +41,7 @@ its start and its end (:func:`clear_pending`). ``verify`` leaves them out.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 
@@ -127,13 +128,26 @@ def _delete(cond: str) -> list[str]:
             f"DELETE FROM q_chunks WHERE {cond}"]
 
 
-def clear_statements(paths: Sequence[str], *, pending_only: bool = False) -> list[tuple[str, list]]:
+# A batch of rows goes to SQLite as one statement over a JSON array (``json_each``), not as
+# ``executemany``: the sqlite3 module releases the GIL around every row's step and must take
+# it back before the next, and while the pipeline's other threads run Python, each take
+# waits for one of them to yield (up to the 5 ms switch interval). Measured on the FTS5
+# insert of 19k rows in 34 transactions: 0.56 s alone, 180 s beside two busy threads as
+# executemany, 2.6 s as one statement per transaction.
+_EACH = "SELECT value FROM json_each(?)"
+
+
+def _json(values) -> str:
+    return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+
+
+def clear_statements(paths: Sequence[str], *, pending_only: bool = False) -> list[tuple[str, tuple]]:
     """Statements removing every row of ``paths`` (for the manifest's own transaction), or
     only their lexical (``pending``) rows."""
     if not paths:
         return []
-    params = [(p,) for p in paths]
-    return [(sql, params) for sql in _delete("path = ?" + (" AND pending = 1" if pending_only else ""))]
+    params = (_json(list(paths)),)
+    return [(sql, params) for sql in _delete(f"path IN ({_EACH})" + (" AND pending = 1" if pending_only else ""))]
 
 
 def clear_pending(db: sqlite3.Connection) -> int:
@@ -176,23 +190,43 @@ def add_lexical(db: sqlite3.Connection, rows: "QueryRows") -> int:
     return _tx(db, go)
 
 
-def insert_statements(rows: "QueryRows | None") -> list[tuple[str, list]]:
-    """Statements adding ``rows`` (vouched, with vectors), replacing any row of the same id."""
+def insert_statements(rows: "QueryRows | None") -> list[tuple[str, tuple | list]]:
+    """Statements adding ``rows`` (vouched, with vectors), replacing any row of the same id:
+    one statement per table (see ``_EACH``)."""
     if rows is None or not rows.chunks:
         return []
     chunks = {c[0]: c for c in rows.chunks}  # one row per id, whatever the batch holds
     texts = {rid: text for text, rid in rows.texts}
-    ids = [(rid,) for rid in chunks]
-    return ([(sql, ids) for sql in _delete("id = ?")] + [
-        ("INSERT INTO q_chunks(id, path, language, symbol, kind, start_line, end_line, content) "
-         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [c[:8] for c in chunks.values()]),
-        ("INSERT INTO q_vectors(chunk, vector) SELECT rowid, ? FROM q_chunks WHERE id = ?",
-         [(c[8], rid) for rid, c in chunks.items() if c[8] is not None]),
-        (FRESH_SQL, [(rid,) for rid, c in chunks.items() if c[8] is not None]),
-        ("INSERT INTO q_names(name, chunk) SELECT ?, rowid FROM q_chunks WHERE id = ?",
-         [(n, rid) for rid, c in chunks.items() for n in _names(c[3])]),
-        ("INSERT INTO q_text(rowid, search_text) SELECT rowid, ? FROM q_chunks WHERE id = ?",
-         [(texts.get(rid, ""), rid) for rid in chunks])])
+    ids = (_json(list(chunks)),)
+    out: list[tuple[str, tuple | list]] = [(sql, ids) for sql in _delete(f"id IN ({_EACH})")]
+    out.append(("INSERT INTO q_chunks(id, path, language, symbol, kind, start_line, end_line, content) "
+                "SELECT " + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(8)) + " FROM json_each(?)",
+                (_json([list(c[:8]) for c in chunks.values()]),)))
+    embedded = [(rid, c[8]) for rid, c in chunks.items() if c[8] is not None]
+    if embedded:
+        # the vectors (one size: QueryRows.from_arrow) side by side in one blob, cut by position
+        width = len(embedded[0][1])
+        ids = (_json([rid for rid, _ in embedded]),)
+        out.append(("INSERT INTO q_vectors(chunk, vector) SELECT c.rowid, substr(?2, j.key * ?3 + 1, ?3) "
+                    "FROM json_each(?1) j JOIN q_chunks c ON c.id = j.value",
+                    (ids[0], b"".join(v for _, v in embedded), width)))
+        out.append((FRESH_SQL, ids))
+    out.append(("INSERT INTO q_names(name, chunk) SELECT json_extract(j.value, '$[0]'), c.rowid "
+                "FROM json_each(?) j JOIN q_chunks c ON c.id = json_extract(j.value, '$[1]')",
+                (_json([[n, rid] for rid, c in chunks.items() for n in _names(c[3])]),)))
+    out.append(("INSERT INTO q_text(rowid, search_text) SELECT c.rowid, json_extract(j.value, '$[0]') "
+                "FROM json_each(?) j JOIN q_chunks c ON c.id = json_extract(j.value, '$[1]')",
+                (_json([[texts.get(rid, ""), rid] for rid in chunks]),)))
+    return out
+
+
+def run_statements(db: sqlite3.Connection, statements: Iterable[tuple[str, tuple | list]]) -> None:
+    """Run ``statements``: a tuple of parameters is one execution, a list of them is one each."""
+    for sql, params in statements:
+        if isinstance(params, list):  # rows for executemany (possibly none)
+            db.executemany(sql, params)
+        else:
+            db.execute(sql, tuple(params))
 
 
 def _create(db: sqlite3.Connection) -> None:
@@ -310,10 +344,7 @@ def copy_batch(db: sqlite3.Connection, batch, vouched: dict[str, str]) -> int:
         return 0
     rows = QueryRows.from_arrow(part.take(keep))
 
-    def go() -> None:
-        for sql, params in insert_statements(rows):
-            db.executemany(sql, params)
-    _tx(db, go)
+    _tx(db, lambda: run_statements(db, insert_statements(rows)))
     return len(keep)
 
 
