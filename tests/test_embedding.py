@@ -353,3 +353,23 @@ def test_estimate_never_undercounts_minilm_on_code(minilm):
     real = minilm.count_tokens(sources)
     est = estimate_tokens(sources)
     assert all(e >= r for e, r in zip(est, real)), list(zip(est, real))
+
+
+def test_the_embedding_cache_returns_what_it_stored(tmp_path):
+    """Vectors stored in one call come back by key, bit for bit; a second store replaces; a
+    vector of another size is neither stored nor returned."""
+    import numpy as np
+
+    from codesift.store.embed_cache import EmbedCache
+
+    cache = EmbedCache(tmp_path / "cache.sqlite", "test-embedder", 4)
+    try:
+        items = [(cache.key(f"text {i}"), np.arange(4, dtype=np.float32) / (i + 1)) for i in range(40)]
+        cache.put_many(items + [(cache.key("short"), np.zeros(3, dtype=np.float32))])
+        got = cache.get_many([k for k, _ in items] + [cache.key("short"), cache.key("never stored")])
+        assert set(got) == {k for k, _ in items}
+        assert all(got[k].tobytes() == v.tobytes() for k, v in items)
+        cache.put_many([(items[0][0], np.ones(4, dtype=np.float32))])
+        assert cache.get_many([items[0][0]])[items[0][0]].tolist() == [1.0, 1.0, 1.0, 1.0]
+    finally:
+        cache.close()
