@@ -206,11 +206,11 @@ def insert_statements(rows: "QueryRows | None") -> list[tuple[str, tuple | list]
     if embedded:
         # the vectors (one size: QueryRows.from_arrow) side by side in one blob, cut by position
         width = len(embedded[0][1])
-        ids = (_json([rid for rid, _ in embedded]),)
+        embedded_ids = _json([rid for rid, _ in embedded])
         out.append(("INSERT INTO q_vectors(chunk, vector) SELECT c.rowid, substr(?2, j.key * ?3 + 1, ?3) "
                     "FROM json_each(?1) j JOIN q_chunks c ON c.id = j.value",
-                    (ids[0], b"".join(v for _, v in embedded), width)))
-        out.append((FRESH_SQL, ids))
+                    (embedded_ids, b"".join(v for _, v in embedded), width)))
+        out.append((FRESH_SQL, (embedded_ids,)))
     out.append(("INSERT INTO q_names(name, chunk) SELECT json_extract(j.value, '$[0]'), c.rowid "
                 "FROM json_each(?) j JOIN q_chunks c ON c.id = json_extract(j.value, '$[1]')",
                 (_json([[n, rid] for rid, c in chunks.items() for n in _names(c[3])]),)))
