@@ -249,12 +249,12 @@ class TablesBackend:
         for start in range(0, len(todo), 500):
             part = todo[start : start + 500]
             marks = ", ".join("?" * len(part))
-            for p in part:
-                self._heads[p] = ""
+            found = dict.fromkeys(part, "")
             for path, head in self.db.execute(
                     f"SELECT path, substr(content, 1, ?) FROM q_chunks WHERE path IN ({marks}) "
                     "AND start_line <= ? ORDER BY start_line DESC", [HEAD_CHARS, *part, BANNER_LINES]):
-                self._heads[path] = head or ""  # the last row of a path is its first chunk
+                found[path] = head or ""  # the last row of a path is its first chunk
+            self._heads.update(found)  # cached once read whole: a failed read caches nothing
         return {p: self._heads[p] for p in paths}
 
     @property
